@@ -1,0 +1,219 @@
+"""What the log stores: envelopes in, recorded events out.
+
+The store knows nothing of event meanings. It needs a key (tenant, environment,
+event_id), a few columns to filter on, and the payload bytes exactly as received.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import msgspec
+
+from eventstore.errors import InvalidEnvelope
+
+__all__ = [
+    "Envelope",
+    "NewEvent",
+    "RecordedEvent",
+    "key_hash",
+    "same_content",
+    "validate_envelopes",
+]
+
+
+class NewEvent(Protocol):
+    """Anything with these attributes can be appended.
+
+    `ingest` builds its own envelope type; the store accepts it structurally so
+    that neither package imports the other.
+    """
+
+    @property
+    def tenant(self) -> str: ...
+    @property
+    def environment(self) -> str: ...
+    @property
+    def source(self) -> str: ...
+    @property
+    def type(self) -> str: ...
+    @property
+    def event_id(self) -> str: ...
+    @property
+    def subject(self) -> str: ...
+    @property
+    def occurred_at(self) -> datetime: ...
+    @property
+    def received_at(self) -> datetime: ...
+    @property
+    def client_id(self) -> str | None: ...
+    @property
+    def payload(self) -> bytes: ...
+
+
+class Envelope(msgspec.Struct, frozen=True, gc=False):
+    """The store's own concrete envelope (used by tools, tests and benchmarks)."""
+
+    tenant: str
+    environment: str
+    source: str
+    type: str
+    event_id: str
+    subject: str
+    occurred_at: datetime
+    received_at: datetime
+    client_id: str | None
+    payload: bytes
+
+
+class RecordedEvent(msgspec.Struct, frozen=True, gc=False):
+    """An envelope as read back from the log, with its global position."""
+
+    position: int
+    tenant: str
+    environment: str
+    source: str
+    type: str
+    event_id: str
+    subject: str
+    occurred_at: datetime
+    received_at: datetime
+    client_id: str | None
+    payload: bytes
+
+
+_REQUIRED_TEXT = ("tenant", "environment", "event_id", "type")
+_OPTIONAL_TEXT = ("source", "subject")
+
+
+def validate_envelopes(envelopes: Sequence[NewEvent]) -> None:
+    """Check what the store relies on, before anything of the call is stored.
+
+    Raises InvalidEnvelope naming the field and the index of the first bad envelope.
+    """
+    for index, envelope in enumerate(envelopes):
+        for field in _REQUIRED_TEXT:
+            value = getattr(envelope, field, None)
+            if not isinstance(value, str) or not value:
+                raise InvalidEnvelope(index, field, "must be a non-empty string")
+        for field in _OPTIONAL_TEXT:
+            if not isinstance(getattr(envelope, field, None), str):
+                raise InvalidEnvelope(index, field, "must be a string")
+        client_id = getattr(envelope, "client_id", None)
+        if client_id is not None and not isinstance(client_id, str):
+            raise InvalidEnvelope(index, "client_id", "must be a string or None")
+        if not isinstance(getattr(envelope, "payload", None), bytes):
+            raise InvalidEnvelope(index, "payload", "must be bytes")
+        for field in ("occurred_at", "received_at"):
+            value = getattr(envelope, field, None)
+            if not isinstance(value, datetime) or value.utcoffset() is None:
+                raise InvalidEnvelope(index, field, "must be a timezone-aware datetime")
+
+
+def key_hash(tenant: str, environment: str, event_id: str) -> int:
+    """A stable signed 64-bit hash of the dedup key.
+
+    Stable across processes and versions (unlike `hash()`), and small: an 8-byte
+    integer indexes far more cheaply than the key's text. Collisions are possible
+    and handled: a hash hit is always confirmed against the stored key.
+    """
+    digest = hashlib.blake2b(
+        f"{tenant}\x1f{environment}\x1f{event_id}".encode(), digest_size=8
+    ).digest()
+    return int.from_bytes(digest, "little", signed=True)
+
+
+def to_utc_text(moment: datetime) -> str:
+    """ISO 8601 in UTC: sortable as text, readable in sqlite-utils and Datasette."""
+    return moment.astimezone(UTC).isoformat()
+
+
+def from_utc_text(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+_json = msgspec.json.Decoder(float_hook=lambda text: _Exact(text))
+
+
+class _Exact(str):
+    """A JSON number kept as its text, compared by exact decimal value."""
+
+    __slots__ = ()
+
+
+def _decode_for_comparison(payload: bytes) -> Any:
+    try:
+        return _json.decode(payload)
+    except msgspec.DecodeError:
+        return _NotJson(payload)
+
+
+class _NotJson(bytes):
+    __slots__ = ()
+
+
+def _same_value(a: Any, b: Any) -> bool:
+    # Python's == would call True equal to 1 and 1 equal to 1.0; JSON content
+    # should not, so compare types first, numbers by exact decimal value.
+    if isinstance(a, _Exact) or isinstance(b, _Exact) or (
+        type(a) is int and type(b) is int
+    ):
+        return _as_decimal(a) == _as_decimal(b)
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same_value(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(_same_value(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
+
+
+def _as_decimal(value: Any) -> Any:
+    from decimal import Decimal, InvalidOperation  # noqa: PLC0415  (rare path)
+
+    if type(value) is bool:
+        return object()  # never equal to a number
+    try:
+        return Decimal(value)
+    except (InvalidOperation, TypeError, ValueError):
+        return object()
+
+
+def same_content(stored: bytes, incoming: bytes) -> bool:
+    """Whether two payloads carry the same content.
+
+    Key order and whitespace do not matter; numbers compare by exact value
+    (12.5 equals 12.50, 1 equals 1.0); a payload that is not JSON compares byte
+    for byte. Only called on a key hit, so the common path pays nothing.
+    """
+    if stored == incoming:
+        return True
+    return _same_value(_decode_for_comparison(stored), _decode_for_comparison(incoming))
+
+
+def differing_fields(stored: bytes, incoming: bytes) -> list[str]:
+    """Top-level (dotted one level deeper for objects) fields whose values differ.
+
+    Lets an error message say *why* an event id conflicts, e.g. `timestamp`.
+    """
+    old, new = _decode_for_comparison(stored), _decode_for_comparison(incoming)
+    if not isinstance(old, dict) or not isinstance(new, dict):
+        return [] if _same_value(old, new) else ["payload"]
+    fields: list[str] = []
+    for key in sorted(old.keys() | new.keys()):
+        if key not in old or key not in new:
+            fields.append(key)
+            continue
+        a, b = old[key], new[key]
+        if isinstance(a, dict) and isinstance(b, dict):
+            fields.extend(
+                f"{key}.{sub}"
+                for sub in sorted(a.keys() | b.keys())
+                if sub not in a or sub not in b or not _same_value(a[sub], b[sub])
+            )
+        elif not _same_value(a, b):
+            fields.append(key)
+    return fields

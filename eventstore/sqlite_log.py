@@ -1,0 +1,463 @@
+"""The embedded default backend: one SQLite file in WAL mode.
+
+Built on the eventsourcing library's `SQLiteRecorder` and its connection pool
+(used for reads), but owning its SQL. The library's application recorder keys
+its table by (originator_id, originator_version) with a unique index on random
+UUID text, inserts row by row, and fails a whole batch on one duplicate. A
+unique index on random client ids costs SQLite most of its append rate (each
+insert dirties a random index page, written again to the WAL at every commit),
+so this backend lays the dedup key out differently:
+
+* `events` is keyed by `position` only (INTEGER PRIMARY KEY: appends touch the
+  right edge of one B-tree) and carries `key_hash`, an 8-byte hash of
+  (tenant, environment, event_id). No index on it.
+* Keys of the newest events, above `indexed_upto`, are held in memory by the
+  writer (the "tail"), rebuilt from the log itself, so they cost nothing on disk.
+* When the tail reaches `tail_limit`, its hashes are written to `dedup_delta`
+  sorted (one sequential pass), and when the delta outgrows a share of
+  `dedup_main`, it is merged into main in key-range slices, one short
+  transaction each. The dedup index is derived data: the log stays the truth.
+
+A lookup checks the tail, delta and main; every hash hit is confirmed against
+the stored key, so hash collisions cost a read, never a wrong answer. All of it
+runs inside `BEGIN IMMEDIATE`, which holds SQLite's single write lock across
+processes: the writer that checks is the writer that inserts, so nothing can
+slip in between, and positions (max + 1) are gap-free and in commit order.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Literal
+
+import msgspec
+from eventsourcing.sqlite import SQLiteDatastore, SQLiteRecorder
+
+from eventstore.backend import LogBackend
+from eventstore.dedup import Key, decide
+from eventstore.envelope import (
+    NewEvent,
+    RecordedEvent,
+    from_utc_text,
+    key_hash,
+    to_utc_text,
+)
+from eventstore.idempotency import IdempotencyRecord
+from eventstore.sqlite_schema import SQLITE_MIGRATIONS, apply_sqlite_migrations
+from eventstore.results import AppendResult
+
+__all__ = ["SQLiteLog", "Synchronous"]
+
+Synchronous = Literal["FULL", "NORMAL", "OFF"]
+
+DEFAULT_TAIL_LIMIT = 100_000
+DEFAULT_MERGE_MIN = 1_000_000
+MERGE_SLICES = 16
+_HASH_MIN = -(2**63)
+_HASH_SPAN = 2**64
+
+_COLUMNS = (
+    "position, tenant, environment, source, type, event_id, subject, "
+    "occurred_at, received_at, client_id, payload"
+)
+
+
+class _Tail:
+    """Keys of the events above `indexed_upto`, by hash, in memory."""
+
+    __slots__ = ("base", "by_hash", "head", "more")
+
+    def __init__(self, base: int) -> None:
+        self.base = base
+        self.head = base
+        self.by_hash: dict[int, int] = {}
+        self.more: dict[int, list[int]] = {}  # a second position for a hash: rare
+
+    def add(self, digest: int, position: int) -> None:
+        first = self.by_hash.setdefault(digest, position)
+        if first != position:
+            self.more.setdefault(digest, []).append(position)
+
+    def positions(self, digest: int) -> list[int]:
+        first = self.by_hash.get(digest)
+        if first is None:
+            return []
+        return [first, *self.more.get(digest, ())]
+
+    def __len__(self) -> int:
+        return self.head - self.base
+
+
+class SQLiteLog(SQLiteRecorder, LogBackend):  # type: ignore[misc]
+    def __init__(
+        self,
+        path: str,
+        *,
+        synchronous: Synchronous = "FULL",
+        tail_limit: int = DEFAULT_TAIL_LIMIT,
+        merge_min: int = DEFAULT_MERGE_MIN,
+        busy_timeout_s: int = 30,
+        cache_mib: int = 128,
+    ) -> None:
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.url = f"sqlite:///{path}"
+        self.synchronous = synchronous
+        self.tail_limit = tail_limit
+        self.merge_min = merge_min
+        self._cache_mib = cache_mib
+        self._busy_timeout_s = busy_timeout_s
+        super().__init__(
+            SQLiteDatastore(path, lock_timeout=busy_timeout_s, pool_size=8, max_overflow=32)
+        )
+        # The writer's own connection: BEGIN IMMEDIATE, chosen pragmas, warm cache.
+        self._conn = self._connect()
+        self._write_lock = threading.Lock()
+        self._tail: _Tail | None = None
+
+    # -- connections -------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self.path,
+            isolation_level=None,
+            check_same_thread=False,
+            timeout=self._busy_timeout_s,
+            cached_statements=256,
+        )
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"PRAGMA synchronous={self.synchronous}")
+        conn.execute(f"PRAGMA cache_size=-{self._cache_mib * 1024}")
+        conn.execute("PRAGMA foreign_keys=OFF")
+        return conn
+
+    @contextmanager
+    def _immediate(self) -> Iterator[sqlite3.Cursor]:
+        """A write transaction holding SQLite's write lock from its first statement."""
+        with self._write_lock:
+            cursor = self._conn.cursor()
+            cursor.execute("BEGIN IMMEDIATE")
+            try:
+                yield cursor
+            except BaseException:
+                self._conn.rollback()
+                self._tail = None  # memory may be ahead of the rolled-back state
+                raise
+            self._conn.commit()
+
+    @contextmanager
+    def _reading(self) -> Iterator[sqlite3.Cursor]:
+        with self.datastore.transaction(commit=False) as wrapped, wrapped as cursor:
+            cursor.row_factory = None
+            yield cursor
+
+    def construct_create_table_statements(self) -> list[str]:
+        return [statement for _, statements in SQLITE_MIGRATIONS for statement in statements]
+
+    def migrate(self) -> None:
+        with self._write_lock:
+            apply_sqlite_migrations(self._conn)
+
+    def create_table(self) -> None:
+        self.migrate()
+
+    def close(self) -> None:
+        with self._write_lock:
+            self._conn.close()
+        self.datastore.close()
+
+    # -- the dedup tail ----------------------------------------------------------
+
+    @staticmethod
+    def _meta(cursor: sqlite3.Cursor, name: str) -> int:
+        row = cursor.execute("SELECT value FROM log_meta WHERE name = ?", (name,)).fetchone()
+        return int(row[0]) if row else 0
+
+    def _refresh_tail(self, cursor: sqlite3.Cursor) -> _Tail:
+        """Bring the in-memory tail up to the log's head (others may have written)."""
+        indexed_upto = self._meta(cursor, "indexed_upto")
+        tail = self._tail
+        if tail is None or tail.base != indexed_upto:
+            tail = self._tail = _Tail(indexed_upto)
+        for digest, position in cursor.execute(
+            "SELECT key_hash, position FROM events WHERE position > ? ORDER BY position",
+            (tail.head,),
+        ):
+            tail.add(digest, position)
+            tail.head = position
+        return tail
+
+    def _candidates(
+        self, cursor: sqlite3.Cursor, tail: _Tail, digests: Sequence[int]
+    ) -> dict[int, list[int]]:
+        found: dict[int, list[int]] = {}
+        for digest in digests:
+            positions = tail.positions(digest)
+            if positions:
+                found[digest] = positions
+        wanted = msgspec.json.encode(list(set(digests)))
+        for digest, position in cursor.execute(
+            "SELECT key_hash, position FROM dedup_main "
+            "WHERE key_hash IN (SELECT value FROM json_each(?1)) "
+            "UNION ALL SELECT key_hash, position FROM dedup_delta "
+            "WHERE key_hash IN (SELECT value FROM json_each(?1))",
+            (wanted,),
+        ):
+            found.setdefault(digest, []).append(position)
+        return found
+
+    # -- writing -------------------------------------------------------------------
+
+    def write(
+        self,
+        envelopes: Sequence[NewEvent],
+        records: Sequence[IdempotencyRecord] = (),
+    ) -> tuple[list[AppendResult], list[IdempotencyRecord]]:
+        with self._immediate() as cursor:
+            results = self._append(cursor, envelopes) if envelopes else []
+            stored = [self._save_record(cursor, record) for record in records]
+        return results, stored
+
+    def _append(
+        self, cursor: sqlite3.Cursor, envelopes: Sequence[NewEvent]
+    ) -> list[AppendResult]:
+        tail = self._refresh_tail(cursor)
+        digests = [key_hash(e.tenant, e.environment, e.event_id) for e in envelopes]
+        candidates = self._candidates(cursor, tail, digests)
+        originals = self._load_originals(cursor, candidates)
+
+        existing: dict[Key, tuple[int, bytes]] = {}
+        for digest in {d for d in digests if d in candidates}:
+            for position in candidates[digest]:
+                stored_key, payload = originals[position]
+                existing.setdefault(stored_key, (position, payload))
+        results, new = decide(envelopes, existing, tail.head)
+        digest_of = {
+            (e.tenant, e.environment, e.event_id): d
+            for e, d in zip(envelopes, digests, strict=True)
+        }
+        rows = [
+            (
+                position,
+                digest_of[e.tenant, e.environment, e.event_id],
+                e.tenant,
+                e.environment,
+                e.source,
+                e.type,
+                e.event_id,
+                e.subject,
+                to_utc_text(e.occurred_at),
+                to_utc_text(e.received_at),
+                e.client_id,
+                e.payload,
+            )
+            for position, e in new
+        ]
+        if rows:
+            cursor.executemany(
+                "INSERT INTO events (position, key_hash, tenant, environment, source, type, "
+                "event_id, subject, occurred_at, received_at, client_id, payload) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                rows,
+            )
+            for row in rows:
+                tail.add(row[1], row[0])
+            tail.head = rows[-1][0]
+        return results
+
+    @staticmethod
+    def _load_originals(
+        cursor: sqlite3.Cursor, candidates: dict[int, list[int]]
+    ) -> dict[int, tuple[tuple[str, str, str], bytes]]:
+        positions = [p for found in candidates.values() for p in found]
+        if not positions:
+            return {}
+        return {
+            position: ((tenant, environment, event_id), payload)
+            for position, tenant, environment, event_id, payload in cursor.execute(
+                "SELECT position, tenant, environment, event_id, payload FROM events "
+                "WHERE position IN (SELECT value FROM json_each(?))",
+                (msgspec.json.encode(positions),),
+            )
+        }
+
+    @staticmethod
+    def _save_record(cursor: sqlite3.Cursor, record: IdempotencyRecord) -> IdempotencyRecord:
+        row = cursor.execute(
+            "SELECT fingerprint, status_code, content_type, body, created_at, expires_at "
+            "FROM idempotency_keys WHERE tenant = ? AND environment = ? AND key = ?",
+            (record.tenant, record.environment, record.key),
+        ).fetchone()
+        if row is not None and row[5] > record.created_at:
+            return IdempotencyRecord(record.tenant, record.environment, record.key, *row)
+        cursor.execute(
+            "INSERT OR REPLACE INTO idempotency_keys (tenant, environment, key, fingerprint, "
+            "status_code, content_type, body, created_at, expires_at) "
+            "VALUES (?,?,?,?,?,?,?,?,?)",
+            (
+                record.tenant,
+                record.environment,
+                record.key,
+                record.fingerprint,
+                record.status_code,
+                record.content_type,
+                record.body,
+                record.created_at,
+                record.expires_at,
+            ),
+        )
+        return record
+
+    # -- upkeep of the dedup index ----------------------------------------------------
+
+    def maintenance_due(self) -> bool:
+        tail = self._tail
+        return tail is not None and len(tail) >= self.tail_limit or self._merge_due
+
+    _merge_due = False
+
+    def maintain(self) -> None:
+        with self._immediate() as cursor:
+            tail = self._refresh_tail(cursor)
+            if len(tail) >= self.tail_limit:
+                self._flush_tail(cursor, tail)
+            else:
+                self._merge_slice(cursor)
+
+    def _flush_tail(self, cursor: sqlite3.Cursor, tail: _Tail) -> None:
+        cursor.execute(
+            "INSERT OR IGNORE INTO dedup_delta (key_hash, position) "
+            "SELECT key_hash, position FROM events WHERE position > ? AND position <= ? "
+            "ORDER BY key_hash, position",
+            (tail.base, tail.head),
+        )
+        moved = cursor.rowcount
+        cursor.execute(
+            "UPDATE log_meta SET value = ? WHERE name = 'indexed_upto'", (tail.head,)
+        )
+        cursor.execute(
+            "UPDATE log_meta SET value = value + ? WHERE name = 'delta_rows'", (moved,)
+        )
+        self._tail = _Tail(tail.head)
+        delta, main = self._meta(cursor, "delta_rows"), self._meta(cursor, "main_rows")
+        self._merge_due = delta >= max(self.merge_min, main // 4)
+
+    def _merge_slice(self, cursor: sqlite3.Cursor) -> None:
+        """Move one key range of the delta into main (each slice its own transaction,
+        so appends wait at most one slice)."""
+        cursor_at = self._meta(cursor, "merge_slice")
+        low = _HASH_MIN + cursor_at * (_HASH_SPAN // MERGE_SLICES)
+        high = low + _HASH_SPAN // MERGE_SLICES
+        bounds = (low, high) if cursor_at < MERGE_SLICES - 1 else (low, 2**63)
+        if cursor_at == MERGE_SLICES - 1:
+            where, params = "key_hash >= ?", (low,)
+        else:
+            where, params = "key_hash >= ? AND key_hash < ?", bounds
+        cursor.execute(
+            "INSERT OR IGNORE INTO dedup_main (key_hash, position) "
+            f"SELECT key_hash, position FROM dedup_delta WHERE {where} ORDER BY key_hash",  # noqa: S608
+            params,
+        )
+        moved = cursor.rowcount
+        cursor.execute(f"DELETE FROM dedup_delta WHERE {where}", params)  # noqa: S608
+        removed = cursor.rowcount
+        cursor.execute(
+            "UPDATE log_meta SET value = value + ? WHERE name = 'main_rows'", (moved,)
+        )
+        cursor.execute(
+            "UPDATE log_meta SET value = value - ? WHERE name = 'delta_rows'", (removed,)
+        )
+        finished = cursor_at == MERGE_SLICES - 1
+        cursor.execute(
+            "UPDATE log_meta SET value = ? WHERE name = 'merge_slice'",
+            (0 if finished else cursor_at + 1,),
+        )
+        if finished:
+            self._merge_due = False
+
+    # -- reading ---------------------------------------------------------------------
+
+    def read(
+        self,
+        after: int = 0,
+        limit: int = 1000,
+        *,
+        tenant: str | None = None,
+        environment: str | None = None,
+        types: Sequence[str] | None = None,
+    ) -> list[RecordedEvent]:
+        clauses = ["position > ?"]
+        params: list[Any] = [after]
+        if tenant is not None:
+            clauses.append("tenant = ?")
+            params.append(tenant)
+        if environment is not None:
+            clauses.append("environment = ?")
+            params.append(environment)
+        if types:
+            clauses.append("type IN (SELECT value FROM json_each(?))")
+            params.append(msgspec.json.encode(list(types)))
+        params.append(limit)
+        statement = (
+            f"SELECT {_COLUMNS} FROM events WHERE {' AND '.join(clauses)} "  # noqa: S608
+            "ORDER BY position LIMIT ?"
+        )
+        with self._reading() as cursor:
+            rows = cursor.execute(statement, params).fetchall()
+        return [
+            RecordedEvent(
+                position,
+                tenant_,
+                environment_,
+                source,
+                type_,
+                event_id,
+                subject,
+                from_utc_text(occurred_at),
+                from_utc_text(received_at),
+                client_id,
+                payload,
+            )
+            for (
+                position,
+                tenant_,
+                environment_,
+                source,
+                type_,
+                event_id,
+                subject,
+                occurred_at,
+                received_at,
+                client_id,
+                payload,
+            ) in rows
+        ]
+
+    def head(self) -> int:
+        with self._reading() as cursor:
+            row = cursor.execute("SELECT max(position) FROM events").fetchone()
+        return int(row[0] or 0)
+
+    def get_idempotency(
+        self, tenant: str, environment: str, key: str, now: float
+    ) -> IdempotencyRecord | None:
+        with self._reading() as cursor:
+            row = cursor.execute(
+                "SELECT fingerprint, status_code, content_type, body, created_at, expires_at "
+                "FROM idempotency_keys WHERE tenant = ? AND environment = ? AND key = ? "
+                "AND expires_at > ?",
+                (tenant, environment, key, now),
+            ).fetchone()
+        if row is None:
+            return None
+        return IdempotencyRecord(tenant, environment, key, *row)
+
+    def purge_idempotency(self, now: float) -> int:
+        with self._immediate() as cursor:
+            cursor.execute("DELETE FROM idempotency_keys WHERE expires_at <= ?", (now,))
+            return cursor.rowcount
