@@ -6,12 +6,12 @@ event_id), a few columns to filter on, and the payload bytes exactly as received
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import msgspec
+import xxhash
 
 from eventstore.errors import InvalidEnvelope
 
@@ -94,6 +94,32 @@ def validate_envelopes(envelopes: Sequence[NewEvent]) -> None:
 
     Raises InvalidEnvelope naming the field and the index of the first bad envelope.
     """
+    # The hot path: one cheap expression per envelope; the slow path below only
+    # runs to name the field once something is wrong.
+    for envelope in envelopes:
+        if not (
+            type(envelope.payload) is bytes
+            and type(envelope.tenant) is str
+            and type(envelope.environment) is str
+            and type(envelope.event_id) is str
+            and type(envelope.type) is str
+            and envelope.tenant
+            and envelope.environment
+            and envelope.event_id
+            and envelope.type
+            and type(envelope.source) is str
+            and type(envelope.subject) is str
+            and (envelope.client_id is None or type(envelope.client_id) is str)
+            and envelope.occurred_at.tzinfo is not None
+            and envelope.received_at.tzinfo is not None
+        ):
+            break
+    else:
+        return
+    _name_the_bad_field(envelopes)
+
+
+def _name_the_bad_field(envelopes: Sequence[NewEvent]) -> None:
     for index, envelope in enumerate(envelopes):
         for field in _REQUIRED_TEXT:
             value = getattr(envelope, field, None)
@@ -114,21 +140,25 @@ def validate_envelopes(envelopes: Sequence[NewEvent]) -> None:
 
 
 def key_hash(tenant: str, environment: str, event_id: str) -> int:
-    """A stable signed 64-bit hash of the dedup key.
+    """A stable signed 64-bit hash of the dedup key (XXH3-64, as SQLite's INTEGER).
 
     Stable across processes and versions (unlike `hash()`), and small: an 8-byte
     integer indexes far more cheaply than the key's text. Collisions are possible
-    and handled: a hash hit is always confirmed against the stored key.
+    and handled: a hash hit is always confirmed against the stored key. XXH3 costs
+    about 50 ns here against 500 ns for blake2b, on the append hot path.
     """
-    digest = hashlib.blake2b(
-        f"{tenant}\x1f{environment}\x1f{event_id}".encode(), digest_size=8
-    ).digest()
-    return int.from_bytes(digest, "little", signed=True)
+    digest = _xxh3(f"{tenant}\x1f{environment}\x1f{event_id}".encode())
+    return digest - _2_64 if digest >= _2_63 else digest
+
+
+_xxh3 = xxhash.xxh3_64_intdigest
+_2_63 = 2**63
+_2_64 = 2**64
 
 
 def to_utc_text(moment: datetime) -> str:
     """ISO 8601 in UTC: sortable as text, readable in sqlite-utils and Datasette."""
-    return moment.astimezone(UTC).isoformat()
+    return (moment if moment.tzinfo is UTC else moment.astimezone(UTC)).isoformat()
 
 
 def from_utc_text(text: str) -> datetime:

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from datetime import datetime
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -119,6 +120,8 @@ class SQLiteLog(SQLiteRecorder, LogBackend):  # type: ignore[misc]
         self._conn = self._connect()
         self._write_lock = threading.Lock()
         self._tail: _Tail | None = None
+        self._data_version = -1
+        self._runs_empty = False
 
     # -- connections -------------------------------------------------------------
 
@@ -179,9 +182,20 @@ class SQLiteLog(SQLiteRecorder, LogBackend):  # type: ignore[misc]
         return int(row[0]) if row else 0
 
     def _refresh_tail(self, cursor: sqlite3.Cursor) -> _Tail:
-        """Bring the in-memory tail up to the log's head (others may have written)."""
-        indexed_upto = self._meta(cursor, "indexed_upto")
+        """Bring the in-memory tail up to the log's head (others may have written).
+
+        `PRAGMA data_version` changes only when another connection commits, so a
+        process that is the only writer skips these queries entirely.
+        """
+        version = cursor.execute("PRAGMA data_version").fetchone()[0]
         tail = self._tail
+        if tail is not None and version == self._data_version:
+            return tail
+        self._data_version = version
+        indexed_upto = self._meta(cursor, "indexed_upto")
+        self._runs_empty = (
+            self._meta(cursor, "main_rows") == 0 and self._meta(cursor, "delta_rows") == 0
+        )
         if tail is None or tail.base != indexed_upto:
             tail = self._tail = _Tail(indexed_upto)
         for digest, position in cursor.execute(
@@ -200,6 +214,8 @@ class SQLiteLog(SQLiteRecorder, LogBackend):  # type: ignore[misc]
             positions = tail.positions(digest)
             if positions:
                 found[digest] = positions
+        if self._runs_empty:
+            return found
         wanted = msgspec.json.encode(list(set(digests)))
         for digest, position in cursor.execute(
             "SELECT key_hash, position FROM dedup_main "
@@ -237,6 +253,14 @@ class SQLiteLog(SQLiteRecorder, LogBackend):  # type: ignore[misc]
                 stored_key, payload = originals[position]
                 existing.setdefault(stored_key, (position, payload))
         results, new = decide(envelopes, existing, tail.head)
+        texts: dict[datetime, str] = {}  # a batch's timestamps often repeat
+
+        def text(moment: datetime) -> str:
+            found = texts.get(moment)
+            if found is None:
+                found = texts[moment] = to_utc_text(moment)
+            return found
+
         digest_of = {
             (e.tenant, e.environment, e.event_id): d
             for e, d in zip(envelopes, digests, strict=True)
@@ -251,8 +275,8 @@ class SQLiteLog(SQLiteRecorder, LogBackend):  # type: ignore[misc]
                 e.type,
                 e.event_id,
                 e.subject,
-                to_utc_text(e.occurred_at),
-                to_utc_text(e.received_at),
+                text(e.occurred_at),
+                text(e.received_at),
                 e.client_id,
                 e.payload,
             )
@@ -344,6 +368,7 @@ class SQLiteLog(SQLiteRecorder, LogBackend):  # type: ignore[misc]
             "UPDATE log_meta SET value = value + ? WHERE name = 'delta_rows'", (moved,)
         )
         self._tail = _Tail(tail.head)
+        self._runs_empty = False
         delta, main = self._meta(cursor, "delta_rows"), self._meta(cursor, "main_rows")
         self._merge_due = delta >= max(self.merge_min, main // 4)
 
