@@ -24,7 +24,8 @@ def open_backend(url: str, **options: Any) -> LogBackend:
     """A migrated backend for `url`.
 
     * `sqlite:///relative/path.db`, `sqlite:////absolute/path.db`; query option
-      `synchronous=FULL|NORMAL|OFF` (default FULL: see docs/durability.md).
+      `synchronous=FULL|NORMAL|OFF` (default FULL: see docs/durability.md);
+      `tail_limit=N`, `merge_min=N` tune the dedup index (docs/log.md).
     * `postgresql://user@host:port/dbname` (also `postgres://`).
     """
     parts = urlsplit(url)
@@ -39,6 +40,12 @@ def open_backend(url: str, **options: Any) -> LogBackend:
         synchronous = query.get("synchronous", "FULL").upper()
         if synchronous not in ("FULL", "NORMAL", "OFF"):
             raise UnsupportedDatabaseURL(f"{url!r}: synchronous must be FULL, NORMAL or OFF")
+        for knob in ("tail_limit", "merge_min"):
+            if knob in query:
+                try:
+                    options.setdefault(knob, int(query[knob]))
+                except ValueError:
+                    raise UnsupportedDatabaseURL(f"{url!r}: {knob} must be an integer") from None
         backend: LogBackend = SQLiteLog(path, synchronous=synchronous, **options)  # type: ignore[arg-type]
     elif parts.scheme in ("postgresql", "postgres"):
         from eventstore.postgres_log import PostgresLog  # noqa: PLC0415
