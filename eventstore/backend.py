@@ -67,6 +67,19 @@ class LogBackend(ABC):
     def purge_idempotency(self, now: float) -> int:
         """Delete expired records; returns how many."""
 
+    @abstractmethod
+    def put_record(self, kind: str, key: str, value: bytes, now: float) -> None:
+        """Store a named record (API tokens, tenant settings), replacing any earlier
+        one with the same (kind, key), in its own durable transaction."""
+
+    @abstractmethod
+    def get_record(self, kind: str, key: str) -> bytes | None:
+        """The record's value, or None."""
+
+    @abstractmethod
+    def list_records(self, kind: str) -> list[tuple[str, bytes]]:
+        """(key, value) of every record of `kind`, ordered by key."""
+
     def maintenance_due(self) -> bool:
         """Whether `maintain` has work; the writer asks between groups."""
         return False

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any, Protocol
 
 import msgspec
@@ -165,13 +166,13 @@ def from_utc_text(text: str) -> datetime:
     return datetime.fromisoformat(text)
 
 
-_json = msgspec.json.Decoder(float_hook=lambda text: _Exact(text))
-
-
 class _Exact(str):
     """A JSON number kept as its text, compared by exact decimal value."""
 
     __slots__ = ()
+
+
+_json = msgspec.json.Decoder(float_hook=_Exact)
 
 
 def _decode_for_comparison(payload: bytes) -> Any:
@@ -185,13 +186,16 @@ class _NotJson(bytes):
     __slots__ = ()
 
 
+def _is_number(value: Any) -> bool:
+    return type(value) is int or type(value) is _Exact
+
+
 def _same_value(a: Any, b: Any) -> bool:
-    # Python's == would call True equal to 1 and 1 equal to 1.0; JSON content
-    # should not, so compare types first, numbers by exact decimal value.
-    if isinstance(a, _Exact) or isinstance(b, _Exact) or (
-        type(a) is int and type(b) is int
-    ):
-        return _as_decimal(a) == _as_decimal(b)
+    # Python's == would call True equal to 1 and a string equal to a number's
+    # text here; JSON content should not, so compare kinds first, then numbers by
+    # exact decimal value.
+    if _is_number(a) or _is_number(b):
+        return _is_number(a) and _is_number(b) and Decimal(a) == Decimal(b)
     if type(a) is not type(b):
         return False
     if isinstance(a, dict):
@@ -199,17 +203,6 @@ def _same_value(a: Any, b: Any) -> bool:
     if isinstance(a, list):
         return len(a) == len(b) and all(_same_value(x, y) for x, y in zip(a, b, strict=True))
     return bool(a == b)
-
-
-def _as_decimal(value: Any) -> Any:
-    from decimal import Decimal, InvalidOperation  # noqa: PLC0415  (rare path)
-
-    if type(value) is bool:
-        return object()  # never equal to a number
-    try:
-        return Decimal(value)
-    except (InvalidOperation, TypeError, ValueError):
-        return object()
 
 
 def same_content(stored: bytes, incoming: bytes) -> bool:

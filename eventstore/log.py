@@ -169,6 +169,19 @@ class EventLog:
     def purge_idempotency(self) -> int:
         return self.backend.purge_idempotency(self._clock())
 
+    # -- named records (tokens, settings) ---------------------------------------------
+
+    def put_record(self, kind: str, key: str, value: bytes) -> None:
+        """Store `value` under (kind, key), replacing any earlier one, durably."""
+        self.backend.put_record(kind, key, value, self._clock())
+
+    def get_record(self, kind: str, key: str) -> bytes | None:
+        return self.backend.get_record(kind, key)
+
+    def list_records(self, kind: str) -> list[tuple[str, bytes]]:
+        """(key, value) pairs of one kind, ordered by key."""
+        return self.backend.list_records(kind)
+
     # -- lifecycle ---------------------------------------------------------------
 
     def close(self) -> None:

@@ -29,9 +29,9 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from datetime import datetime
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -48,8 +48,8 @@ from eventstore.envelope import (
     to_utc_text,
 )
 from eventstore.idempotency import IdempotencyRecord
-from eventstore.sqlite_schema import SQLITE_MIGRATIONS, apply_sqlite_migrations
 from eventstore.results import AppendResult
+from eventstore.sqlite_schema import SQLITE_MIGRATIONS, apply_sqlite_migrations
 
 __all__ = ["SQLiteLog", "Synchronous"]
 
@@ -93,7 +93,7 @@ class _Tail:
         return self.head - self.base
 
 
-class SQLiteLog(SQLiteRecorder, LogBackend):  # type: ignore[misc]
+class SQLiteLog(SQLiteRecorder, LogBackend):
     def __init__(
         self,
         path: str,
@@ -341,7 +341,7 @@ class SQLiteLog(SQLiteRecorder, LogBackend):  # type: ignore[misc]
 
     def maintenance_due(self) -> bool:
         tail = self._tail
-        return tail is not None and len(tail) >= self.tail_limit or self._merge_due
+        return (tail is not None and len(tail) >= self.tail_limit) or self._merge_due
 
     _merge_due = False
 
@@ -377,19 +377,16 @@ class SQLiteLog(SQLiteRecorder, LogBackend):  # type: ignore[misc]
         so appends wait at most one slice)."""
         cursor_at = self._meta(cursor, "merge_slice")
         low = _HASH_MIN + cursor_at * (_HASH_SPAN // MERGE_SLICES)
-        high = low + _HASH_SPAN // MERGE_SLICES
-        bounds = (low, high) if cursor_at < MERGE_SLICES - 1 else (low, 2**63)
-        if cursor_at == MERGE_SLICES - 1:
-            where, params = "key_hash >= ?", (low,)
-        else:
-            where, params = "key_hash >= ? AND key_hash < ?", bounds
+        last = cursor_at == MERGE_SLICES - 1
+        high = 2**63 - 1 if last else low + _HASH_SPAN // MERGE_SLICES - 1
         cursor.execute(
             "INSERT OR IGNORE INTO dedup_main (key_hash, position) "
-            f"SELECT key_hash, position FROM dedup_delta WHERE {where} ORDER BY key_hash",  # noqa: S608
-            params,
+            "SELECT key_hash, position FROM dedup_delta WHERE key_hash BETWEEN ? AND ? "
+            "ORDER BY key_hash",
+            (low, high),
         )
         moved = cursor.rowcount
-        cursor.execute(f"DELETE FROM dedup_delta WHERE {where}", params)  # noqa: S608
+        cursor.execute("DELETE FROM dedup_delta WHERE key_hash BETWEEN ? AND ?", (low, high))
         removed = cursor.rowcount
         cursor.execute(
             "UPDATE log_meta SET value = value + ? WHERE name = 'main_rows'", (moved,)
@@ -397,7 +394,7 @@ class SQLiteLog(SQLiteRecorder, LogBackend):  # type: ignore[misc]
         cursor.execute(
             "UPDATE log_meta SET value = value - ? WHERE name = 'delta_rows'", (removed,)
         )
-        finished = cursor_at == MERGE_SLICES - 1
+        finished = last
         cursor.execute(
             "UPDATE log_meta SET value = ? WHERE name = 'merge_slice'",
             (0 if finished else cursor_at + 1,),
@@ -481,6 +478,27 @@ class SQLiteLog(SQLiteRecorder, LogBackend):  # type: ignore[misc]
         if row is None:
             return None
         return IdempotencyRecord(tenant, environment, key, *row)
+
+    def put_record(self, kind: str, key: str, value: bytes, now: float) -> None:
+        with self._immediate() as cursor:
+            cursor.execute(
+                "INSERT OR REPLACE INTO records (kind, key, value, updated_at) VALUES (?,?,?,?)",
+                (kind, key, value, now),
+            )
+
+    def get_record(self, kind: str, key: str) -> bytes | None:
+        with self._reading() as cursor:
+            row = cursor.execute(
+                "SELECT value FROM records WHERE kind = ? AND key = ?", (kind, key)
+            ).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def list_records(self, kind: str) -> list[tuple[str, bytes]]:
+        with self._reading() as cursor:
+            rows = cursor.execute(
+                "SELECT key, value FROM records WHERE kind = ? ORDER BY key", (kind,)
+            ).fetchall()
+        return [(key, bytes(value)) for key, value in rows]
 
     def purge_idempotency(self, now: float) -> int:
         with self._immediate() as cursor:

@@ -62,6 +62,19 @@ SQLITE_MIGRATIONS: list[tuple[int, list[str]]] = [
             " ON idempotency_keys (expires_at)",
         ],
     ),
+    (
+        2,
+        [
+            # Small named records the product keeps beside the log (API tokens,
+            # tenant settings): opaque bytes by (kind, key); never on a hot path.
+            "CREATE TABLE IF NOT EXISTS records ("
+            " kind TEXT NOT NULL,"
+            " key TEXT NOT NULL,"
+            " value BLOB NOT NULL,"
+            " updated_at REAL NOT NULL,"
+            " PRIMARY KEY (kind, key))",
+        ],
+    ),
 ]
 
 

@@ -26,4 +26,4 @@ def test_python_example_runs(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("PLAYERLOG_DB", raising=False)
-    exec(compile(code, where, "exec"), {"__name__": "__docs__"})  # noqa: S102
+    exec(compile(code, where, "exec"), {"__name__": "__docs__"})

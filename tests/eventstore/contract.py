@@ -368,3 +368,19 @@ class LogContract:
             ]
         finally:
             again.close()
+
+    # -- named records ----------------------------------------------------------------------
+
+    def test_records_are_stored_replaced_and_listed_by_kind(self, log: EventLog) -> None:
+        log.put_record("token", "b", b"2")
+        log.put_record("token", "a", b"1")
+        log.put_record("setting", "a", b"x")
+        log.put_record("token", "a", b"1-revoked")
+        assert log.get_record("token", "a") == b"1-revoked"
+        assert log.get_record("token", "missing") is None
+        assert log.list_records("token") == [("a", b"1-revoked"), ("b", b"2")]
+
+    def test_a_number_and_a_string_holding_it_are_different_content(self, log: EventLog) -> None:
+        log.append_sync([envelope("e", b'{"amount": 12.5}')])
+        (result,) = log.append_sync([envelope("e", b'{"amount": "12.5"}')])
+        assert result.status == "conflict"

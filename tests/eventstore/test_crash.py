@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _start_writer(url: str, prefix: str, acked: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(  # noqa: S603  (our own interpreter and module)
+    return subprocess.Popen(
         [sys.executable, "-m", "tests.eventstore.writers", url, prefix, "200", str(acked)],
         cwd=ROOT,
         stdout=subprocess.DEVNULL,

@@ -26,7 +26,7 @@ def append_until_killed(url: str, prefix: str, size: int, acked_path: str) -> No
     The parent kills this process with SIGKILL at a random moment.
     """
     log = open_log(url)
-    with open(acked_path, "a", encoding="utf-8") as acked:  # noqa: PTH123
+    with open(acked_path, "a", encoding="utf-8") as acked:
         b = 0
         while True:
             envelopes = batch(f"{prefix}-{b}", size)
