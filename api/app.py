@@ -1,0 +1,114 @@
+"""The composition root: `create_app(settings)` wires everything together."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from litestar import Litestar
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
+
+from api.access import AccessLog
+from api.ingestion import IngestService
+from api.logs import configure_logging
+from api.metrics import Metrics
+from api.openapi import document_bodies
+from api.ratelimit import TokenBuckets
+from api.replay import IdempotencyKeys
+from api.responses import EXCEPTION_HANDLERS
+from api.routes_admin import ADMIN_ROUTES
+from api.routes_ingest import identify_player, track_events, unified_events
+from api.routes_ops import OPS_ROUTES
+from api.services import Services
+from api.settings import Settings
+from api.tenants import TenantSettingsStore
+from api.tokens import TokenService
+from eventstore import EventLog, open_log
+
+__all__ = ["create_app", "create_asgi"]
+
+
+def build_services(
+    settings: Settings,
+    log: EventLog | None = None,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> Services:
+    log = log or open_log(
+        settings.db_url,
+        max_pending_events=settings.writer_max_pending_events,
+        idempotency_ttl=settings.idempotency_ttl,
+    )
+    metrics = Metrics(queue_depth=lambda: float(log.pending_events))
+    tenants = TenantSettingsStore(log, settings.default_catalogue_mode)
+    limiter = None
+    if settings.rate_limit_per_second > 0:
+        burst = settings.rate_limit_burst or max(1.0, settings.rate_limit_per_second)
+        limiter = TokenBuckets(settings.rate_limit_per_second, burst)
+    return Services(
+        settings=settings,
+        log=log,
+        tokens=TokenService(log, clock=clock),
+        tenants=tenants,
+        ingest=IngestService(log, tenants, metrics, clock),
+        keys=IdempotencyKeys(log),
+        metrics=metrics,
+        limiter=limiter,
+    )
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    services: Services | None = None,
+) -> Litestar:
+    """The Litestar app. Pass `services` to share them (tests, the CLI), or let the
+    app open the log from `settings.db_url` and close it on shutdown."""
+    settings = settings or (services.settings if services else Settings.from_env())
+    configure_logging(settings.log_level)
+    owned = services is None
+    services = services or build_services(settings)
+
+    def close_log() -> None:
+        if owned:
+            services.log.close()
+
+    app = Litestar(
+        route_handlers=[track_events, identify_player, unified_events, *ADMIN_ROUTES, *OPS_ROUTES],
+        exception_handlers=EXCEPTION_HANDLERS,
+        request_max_body_size=settings.max_body_bytes,
+        on_shutdown=[close_log],
+        openapi_config=OpenAPIConfig(
+            title="playerlog",
+            version="0.1.0",
+            description=(
+                "Event tracking (Player Platform API), the unified vendor endpoint, "
+                "and the admin API. Authenticate with `Authorization: Bearer <token>`; "
+                "the unified endpoint also takes `x-api-key`."
+            ),
+            path="/schema",
+            render_plugins=[SwaggerRenderPlugin()],
+            components=Components(
+                security_schemes={
+                    "bearer": SecurityScheme(type="http", scheme="bearer"),
+                    "apiKey": SecurityScheme(
+                        type="apiKey", name="x-api-key", security_scheme_in="header"
+                    ),
+                }
+            ),
+            security=[{"bearer": []}],
+        ),
+        debug=False,
+    )
+    app.state.services = services
+    document_bodies(app)
+    return app
+
+
+def create_asgi(settings: Settings | None = None, *, services: Services | None = None) -> Any:
+    """The app wrapped in the access log: what `playerlog serve` runs."""
+    app = create_app(settings, services=services)
+    services = app.state.services
+    return AccessLog(app, services.metrics, enabled=services.settings.access_log)

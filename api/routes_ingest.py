@@ -1,0 +1,153 @@
+"""The three ingest endpoints: parse, call one service function, map the result."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from litestar import Request, Response, post
+from litestar.connection import ASGIConnection
+from litestar.handlers.base import BaseRouteHandler
+
+from api.access import note_counts
+from api.auth import Principal, authenticate
+from api.replay import REPLAY_HEADER, Answer, fingerprint
+from api.responses import RateLimited, UnsupportedMediaType, encode
+from api.services import CatalogueFinding, Services
+from ingest import RequestInvalid
+
+__all__ = ["identify_player", "ingest_guard", "track_events", "unified_events"]
+
+POSITION_HEADER = "X-Log-Position"
+
+
+def services_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Services:
+    services: Services = connection.app.state.services
+    return services
+
+
+async def ingest_guard(
+    connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
+) -> None:
+    """Authenticate, check the scope, apply the token's rate limit (async: no thread hop)."""
+    services = services_of(connection)
+    principal = authenticate(
+        connection.headers,
+        services.tokens,
+        handler.opt["scope"],
+        api_key_endpoint=handler.opt.get("api_key", False),
+    )
+    if services.limiter is not None:
+        wait = services.limiter.take(principal.token_id)
+        if wait > 0:
+            raise RateLimited(wait)
+    connection.state.principal = principal
+
+
+def _require_json(request: Request[Any, Any, Any]) -> None:
+    content_type = request.headers.get("content-type")
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    if media != "application/json" and not media.endswith("+json"):
+        raise UnsupportedMediaType(content_type)
+
+
+Action = Callable[[bytes, Principal, "str | None"], Awaitable[Answer]]
+
+
+async def _serve(request: Request[Any, Any, Any], action: Action) -> Response[bytes]:
+    _require_json(request)
+    services = services_of(request)
+    principal: Principal = request.state.principal
+    client_id = request.headers.get("x-client-id")
+    body = await request.body()
+    key = request.headers.get("x-idempotency-key")
+    if key is None:
+        answer = await _answer(action, body, principal, client_id)
+    else:
+        services.keys.check(key)
+        print_ = fingerprint(request.method, request.url.path, body)
+        replay = services.keys.lookup(principal, key, print_)
+        if replay is None:
+            answer = await _answer(action, body, principal, client_id)
+            answer = await services.keys.remember(principal, key, print_, answer)
+        else:
+            answer = replay
+    headers = {REPLAY_HEADER: "true"} if answer.replayed else {}
+    if answer.position is not None:
+        headers[POSITION_HEADER] = str(answer.position)
+    return Response(
+        content=answer.body,
+        status_code=answer.status,
+        media_type=answer.content_type if answer.body else None,
+        headers=headers,
+    )
+
+
+async def _answer(
+    action: Action, body: bytes, principal: Principal, client_id: str | None
+) -> Answer:
+    try:
+        return await action(body, principal, client_id)
+    except RequestInvalid as invalid:
+        return Answer(422, encode(invalid.to_dict()))
+
+
+@post(
+    "/v1/events/track",
+    opt={"scope": "events:write"},
+    guards=[ingest_guard],
+    summary="Track one or more behavioural events for a player",
+    tags=["Player Platform"],
+)
+async def track_events(request: Request[Any, Any, Any]) -> Response[bytes]:
+    services = services_of(request)
+
+    async def action(body: bytes, who: Principal, client_id: str | None) -> Answer:
+        outcome = await services.ingest.track(body, who, client_id)
+        services.findings.extend(
+            CatalogueFinding(
+                who.tenant, who.environment, f.event_id, f.violation.event_name,
+                f.violation.code, f.violation.message,
+            )
+            for f in outcome.violations
+        )
+        note_counts(request.scope, outcome.response.accepted, outcome.response.rejected)
+        return Answer(202, encode(outcome.response), position=outcome.response.position)
+
+    return await _serve(request, action)
+
+
+@post(
+    "/v1/events/identify",
+    opt={"scope": "events:write"},
+    guards=[ingest_guard],
+    summary="Create or update a player profile with traits",
+    tags=["Player Platform"],
+)
+async def identify_player(request: Request[Any, Any, Any]) -> Response[bytes]:
+    services = services_of(request)
+
+    async def action(body: bytes, who: Principal, client_id: str | None) -> Answer:
+        response = await services.ingest.identify(body, who, client_id)
+        note_counts(request.scope, 1, 0)
+        return Answer(202, encode({"user_id": response.user_id}), position=response.position)
+
+    return await _serve(request, action)
+
+
+@post(
+    "/api/v1/events",
+    opt={"scope": "events:write", "api_key": True},
+    guards=[ingest_guard],
+    summary="Submit a batch of player and gameplay events (unified endpoint)",
+    tags=["Unified"],
+)
+async def unified_events(request: Request[Any, Any, Any]) -> Response[bytes]:
+    services = services_of(request)
+
+    async def action(body: bytes, who: Principal, client_id: str | None) -> Answer:
+        position, count = await services.ingest.unified(body, who, client_id)
+        note_counts(request.scope, count, 0)
+        return Answer(204, b"", position=position)
+
+    return await _serve(request, action)

@@ -1,0 +1,57 @@
+"""Everything the app is configured with, in one place (the composition root reads it)."""
+
+from __future__ import annotations
+
+import os
+from typing import Literal
+
+import msgspec
+
+from eventstore import DEFAULT_IDEMPOTENCY_TTL, resolve_db_url
+
+__all__ = ["Settings"]
+
+CatalogueMode = Literal["off", "warn", "strict"]
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    db_url: str = "sqlite:///playerlog.db"
+    host: str = "127.0.0.1"
+    port: int = 8001
+    workers: int = 1
+    max_body_bytes: int = 5 * 1024 * 1024
+    """Request bodies above this get 413 (default 5 MB)."""
+    idempotency_ttl: float = DEFAULT_IDEMPOTENCY_TTL
+    rate_limit_per_second: float = 0.0
+    """Per-token token bucket; 0 turns rate limiting off (the default)."""
+    rate_limit_burst: float = 0.0
+    """Bucket size; 0 means one second's worth of requests."""
+    writer_max_pending_events: int = 200_000
+    """Events queued for the log writer before appends get 503 + Retry-After."""
+    default_catalogue_mode: CatalogueMode = "warn"
+    log_level: str = "INFO"
+    access_log: bool = True
+
+    @classmethod
+    def from_env(cls, db: str | None = None, **overrides: object) -> Settings:
+        """Settings from PLAYERLOG_* environment variables, then explicit overrides."""
+        env = os.environ
+        values: dict[str, object] = {"db_url": resolve_db_url(db)}
+        numeric = {
+            "PLAYERLOG_MAX_BODY_BYTES": ("max_body_bytes", int),
+            "PLAYERLOG_IDEMPOTENCY_TTL": ("idempotency_ttl", float),
+            "PLAYERLOG_RATE_LIMIT": ("rate_limit_per_second", float),
+            "PLAYERLOG_RATE_LIMIT_BURST": ("rate_limit_burst", float),
+            "PLAYERLOG_WRITER_MAX_PENDING": ("writer_max_pending_events", int),
+        }
+        for name, (field, kind) in numeric.items():
+            if name in env:
+                values[field] = kind(env[name])
+        if "PLAYERLOG_CATALOGUE_MODE" in env:
+            values["default_catalogue_mode"] = env["PLAYERLOG_CATALOGUE_MODE"]
+        if "PLAYERLOG_LOG_LEVEL" in env:
+            values["log_level"] = env["PLAYERLOG_LOG_LEVEL"]
+        if env.get("PLAYERLOG_ACCESS_LOG", "1") in ("0", "false", "no"):
+            values["access_log"] = False
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return msgspec.convert(values, cls)
