@@ -87,7 +87,7 @@ class RecordedEvent(msgspec.Struct, frozen=True, gc=False):
 
 
 _REQUIRED_TEXT = ("tenant", "environment", "event_id", "type")
-_OPTIONAL_TEXT = ("source", "subject")
+_OPTIONAL_TEXT = ("source", "subject", "client_id")
 
 
 def validate_envelopes(envelopes: Sequence[NewEvent]) -> None:
@@ -97,41 +97,73 @@ def validate_envelopes(envelopes: Sequence[NewEvent]) -> None:
     """
     # The hot path: one cheap expression per envelope; the slow path below only
     # runs to name the field once something is wrong.
-    for envelope in envelopes:
-        if not (
-            type(envelope.payload) is bytes
-            and type(envelope.tenant) is str
-            and type(envelope.environment) is str
-            and type(envelope.event_id) is str
-            and type(envelope.type) is str
-            and envelope.tenant
-            and envelope.environment
-            and envelope.event_id
-            and envelope.type
-            and type(envelope.source) is str
-            and type(envelope.subject) is str
-            and (envelope.client_id is None or type(envelope.client_id) is str)
-            and envelope.occurred_at.tzinfo is not None
-            and envelope.received_at.tzinfo is not None
-        ):
-            break
-    else:
-        return
+    try:
+        for envelope in envelopes:
+            if not (
+                type(envelope.payload) is bytes
+                and _text(envelope.tenant)
+                and _text(envelope.environment)
+                and _text(envelope.event_id)
+                and _text(envelope.type)
+                and envelope.tenant
+                and envelope.environment
+                and envelope.event_id
+                and envelope.type
+                and _text(envelope.source)
+                and _text(envelope.subject)
+                and (envelope.client_id is None or _text(envelope.client_id))
+                and isinstance(envelope.occurred_at, datetime)
+                and envelope.occurred_at.utcoffset() is not None
+                and isinstance(envelope.received_at, datetime)
+                and envelope.received_at.utcoffset() is not None
+            ):
+                break
+        else:
+            return
+    except AttributeError:
+        pass
     _name_the_bad_field(envelopes)
+
+
+def _text(value: object) -> bool:
+    """A string both backends can store: no NUL (PostgreSQL text refuses it) and
+    valid Unicode (no lone surrogates, which UTF-8 cannot encode)."""
+    if type(value) is not str or "\x00" in value:
+        return False
+    if value.isascii():
+        return True
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _text_problem(value: object, *, required: bool) -> str | None:
+    if not isinstance(value, str):
+        return "must be a string"
+    if required and not value:
+        return "must be a non-empty string"
+    if "\x00" in value:
+        return "must not contain NUL characters"
+    if not _text(value):
+        return "must be valid Unicode (no lone surrogates)"
+    return None
 
 
 def _name_the_bad_field(envelopes: Sequence[NewEvent]) -> None:
     for index, envelope in enumerate(envelopes):
         for field in _REQUIRED_TEXT:
-            value = getattr(envelope, field, None)
-            if not isinstance(value, str) or not value:
-                raise InvalidEnvelope(index, field, "must be a non-empty string")
+            problem = _text_problem(getattr(envelope, field, None), required=True)
+            if problem:
+                raise InvalidEnvelope(index, field, problem)
         for field in _OPTIONAL_TEXT:
-            if not isinstance(getattr(envelope, field, None), str):
-                raise InvalidEnvelope(index, field, "must be a string")
-        client_id = getattr(envelope, "client_id", None)
-        if client_id is not None and not isinstance(client_id, str):
-            raise InvalidEnvelope(index, "client_id", "must be a string or None")
+            value = getattr(envelope, field, None)
+            if field == "client_id" and value is None:
+                continue
+            problem = _text_problem(value, required=False)
+            if problem:
+                raise InvalidEnvelope(index, field, problem)
         if not isinstance(getattr(envelope, "payload", None), bytes):
             raise InvalidEnvelope(index, "payload", "must be bytes")
         for field in ("occurred_at", "received_at"):

@@ -132,12 +132,16 @@ class GroupCommitWriter:
             records.extend(request.records)
         try:
             results, stored = self._backend.write(envelopes, records)
-        except BaseException as error:
+        except Exception as error:
+            if len(group) > 1:
+                # Something in the group failed the shared transaction: write each
+                # request on its own, so one bad request cannot fail its neighbours.
+                log.warning("group commit failed; retrying its requests one by one: %s", error)
+                for request in group:
+                    self._commit([request])
+                return
             self._settle(group, envelopes)
-            for request in group:
-                request.future.set_exception(error)
-            if not isinstance(error, Exception):
-                raise
+            group[0].future.set_exception(error)
             return
         self.groups_committed += 1
         self._settle(group, envelopes)

@@ -214,6 +214,11 @@ class LogContract:
             ("event_id", ""),
             ("type", ""),
             ("payload", "not bytes"),
+            ("event_id", "nul\x00inside"),
+            ("tenant", "lone \ud800 surrogate"),
+            ("client_id", "nul\x00"),
+            ("subject", None),
+            ("occurred_at", "2026-05-18"),
         ],
     )
     def test_bad_envelope_names_the_field_and_stores_nothing_of_the_call(

@@ -1,0 +1,124 @@
+"""The group-commit writer, with a fake backend (no database needed)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+
+from eventstore import EventLog, LogOverloaded
+from eventstore.backend import LogBackend
+from eventstore.idempotency import IdempotencyRecord
+from eventstore.results import AppendResult
+from tests.eventstore.helpers import batch, envelope
+
+
+class ListBackend(LogBackend):
+    """An in-memory log: enough to drive the writer (dedup is the contract's job)."""
+
+    url = "memory://"
+
+    def __init__(self) -> None:
+        self.events: list[Any] = []
+        self.groups: list[int] = []
+        self.gate = threading.Event()
+        self.gate.set()
+        self.entered = threading.Event()
+
+    def migrate(self) -> None:
+        return None
+
+    def write(
+        self, envelopes: Sequence[Any], records: Sequence[IdempotencyRecord] = ()
+    ) -> tuple[list[AppendResult], list[IdempotencyRecord]]:
+        self.entered.set()
+        self.gate.wait(10)
+        if any(e.event_id == "poison" for e in envelopes):
+            raise OSError("the disk refused this one")
+        self.groups.append(len(envelopes))
+        start = len(self.events)
+        self.events.extend(envelopes)
+        return [AppendResult("stored", start + i + 1) for i in range(len(envelopes))], list(
+            records
+        )
+
+    def read(self, after: int = 0, limit: int = 1000, **_: Any) -> list[Any]:
+        return []
+
+    def head(self) -> int:
+        return len(self.events)
+
+    def get_idempotency(self, *_: Any) -> IdempotencyRecord | None:
+        return None
+
+    def purge_idempotency(self, now: float) -> int:
+        return 0
+
+    def put_record(self, kind: str, key: str, value: bytes, now: float) -> None:
+        return None
+
+    def get_record(self, kind: str, key: str) -> bytes | None:
+        return None
+
+    def list_records(self, kind: str) -> list[tuple[str, bytes]]:
+        return []
+
+    def close(self) -> None:
+        return None
+
+
+def test_waiting_requests_share_one_transaction() -> None:
+    backend = ListBackend()
+    log = EventLog(backend)
+    backend.gate.clear()
+    futures = [log._submit(batch("r0", 10))]  # noqa: SLF001
+    assert backend.entered.wait(10)  # the writer holds the first request
+    futures += [log._submit(batch(f"r{i}", 10)) for i in range(1, 5)]  # noqa: SLF001
+    backend.gate.set()
+    assert [len(f.result(10)[0]) for f in futures] == [10] * 5
+    log.close()
+    assert backend.groups[0] == 10  # the first request went alone, the writer was busy
+    assert backend.groups[1:] == [40]  # the four that waited: one transaction
+
+
+def test_a_failing_request_does_not_fail_the_others_in_its_group() -> None:
+    backend = ListBackend()
+    log = EventLog(backend)
+    backend.gate.clear()
+    first = log._submit(batch("first", 2))  # noqa: SLF001
+    assert backend.entered.wait(10)
+    good = log._submit(batch("good", 3))  # noqa: SLF001
+    bad = log._submit([envelope("poison")])  # noqa: SLF001
+    also_good = log._submit(batch("also", 1))  # noqa: SLF001
+    backend.gate.set()
+    assert len(first.result(10)[0]) == 2
+    assert len(good.result(10)[0]) == 3
+    assert len(also_good.result(10)[0]) == 1
+    with pytest.raises(OSError, match="refused"):
+        bad.result(10)
+    log.close()
+    assert len(backend.events) == 6
+    assert log.pending_events == 0
+
+
+def test_queue_past_its_bound_refuses_at_once() -> None:
+    backend = ListBackend()
+    log = EventLog(backend, max_pending_events=10)
+    backend.gate.clear()
+    busy = log._submit(batch("busy", 8))  # noqa: SLF001
+    with pytest.raises(LogOverloaded) as refused:
+        log.append_sync(batch("more", 5))
+    assert refused.value.bound == 10
+    backend.gate.set()
+    busy.result(10)
+    assert len(log.append_sync(batch("later", 5))) == 5
+    log.close()
+
+
+def test_one_request_larger_than_the_bound_is_still_taken_when_idle() -> None:
+    backend = ListBackend()
+    log = EventLog(backend, max_pending_events=10)
+    assert len(log.append_sync(batch("big", 50))) == 50
+    log.close()
