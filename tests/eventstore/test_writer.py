@@ -73,9 +73,9 @@ def test_waiting_requests_share_one_transaction() -> None:
     backend = ListBackend()
     log = EventLog(backend)
     backend.gate.clear()
-    futures = [log._submit(batch("r0", 10))]  # noqa: SLF001
+    futures = [log._submit(batch("r0", 10))]
     assert backend.entered.wait(10)  # the writer holds the first request
-    futures += [log._submit(batch(f"r{i}", 10)) for i in range(1, 5)]  # noqa: SLF001
+    futures += [log._submit(batch(f"r{i}", 10)) for i in range(1, 5)]
     backend.gate.set()
     assert [len(f.result(10)[0]) for f in futures] == [10] * 5
     log.close()
@@ -87,11 +87,11 @@ def test_a_failing_request_does_not_fail_the_others_in_its_group() -> None:
     backend = ListBackend()
     log = EventLog(backend)
     backend.gate.clear()
-    first = log._submit(batch("first", 2))  # noqa: SLF001
+    first = log._submit(batch("first", 2))
     assert backend.entered.wait(10)
-    good = log._submit(batch("good", 3))  # noqa: SLF001
-    bad = log._submit([envelope("poison")])  # noqa: SLF001
-    also_good = log._submit(batch("also", 1))  # noqa: SLF001
+    good = log._submit(batch("good", 3))
+    bad = log._submit([envelope("poison")])
+    also_good = log._submit(batch("also", 1))
     backend.gate.set()
     assert len(first.result(10)[0]) == 2
     assert len(good.result(10)[0]) == 3
@@ -107,7 +107,7 @@ def test_queue_past_its_bound_refuses_at_once() -> None:
     backend = ListBackend()
     log = EventLog(backend, max_pending_events=10)
     backend.gate.clear()
-    busy = log._submit(batch("busy", 8))  # noqa: SLF001
+    busy = log._submit(batch("busy", 8))
     with pytest.raises(LogOverloaded) as refused:
         log.append_sync(batch("more", 5))
     assert refused.value.bound == 10
