@@ -132,7 +132,7 @@ class GroupCommitWriter:
             records.extend(request.records)
         try:
             results, stored = self._backend.write(envelopes, records)
-        except Exception as error:
+        except Exception as error:  # noqa: BLE001  (any failure goes to the callers)
             if len(group) > 1:
                 # Something in the group failed the shared transaction: write each
                 # request on its own, so one bad request cannot fail its neighbours.
