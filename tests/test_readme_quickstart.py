@@ -34,7 +34,7 @@ def server(tmp_path: Path) -> tuple[int, dict[str, str]]:
     env = {**os.environ, "PLAYERLOG_DB": f"sqlite:///{tmp_path / 'quick.db'}"}
     bin_dir = str(Path(sys.executable).parent)
     env["PATH"] = f"{bin_dir}{os.pathsep}{env['PATH']}"
-    process = subprocess.Popen(  # noqa: S603
+    process = subprocess.Popen(
         [sys.executable, "-m", "api.cli", "serve", "--port", str(port)],
         cwd=ROOT,
         env=env,
@@ -44,7 +44,7 @@ def server(tmp_path: Path) -> tuple[int, dict[str, str]]:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):  # noqa: S310
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):
                 break
         except OSError:
             time.sleep(0.1)
@@ -62,7 +62,7 @@ def test_quick_start_accepts_a_first_event(server: tuple[int, dict[str, str]]) -
     script = _quickstart_block()
     script = script.replace("127.0.0.1:8001", f"127.0.0.1:{port}")
     script = script.replace(".venv/bin/playerlog", f"{sys.executable} -m api.cli")
-    result = subprocess.run(  # noqa: S603
+    result = subprocess.run(
         ["/bin/bash", "-euo", "pipefail", "-c", script],
         cwd=ROOT,
         env=env,
