@@ -7,28 +7,45 @@ question); this module answers the rest, including keys repeated inside the call
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Protocol, TypeVar
 
-from eventstore.envelope import NewEvent, same_content
+from eventstore.envelope import same_content
 from eventstore.results import AppendResult
 
-__all__ = ["Key", "decide"]
+__all__ = ["Key", "Keyed", "decide"]
 
 Key = tuple[str, str, str]
 """(tenant, environment, event_id)"""
 
 
+class Keyed(Protocol):
+    """What deciding needs of an envelope (a backend may pass richer objects)."""
+
+    @property
+    def tenant(self) -> str: ...
+    @property
+    def environment(self) -> str: ...
+    @property
+    def event_id(self) -> str: ...
+    @property
+    def payload(self) -> bytes: ...
+
+
+E = TypeVar("E", bound=Keyed)
+
+
 def decide(
-    envelopes: Sequence[NewEvent],
+    envelopes: Sequence[E],
     existing: Mapping[Key, tuple[int, bytes]],
     head: int,
-) -> tuple[list[AppendResult], list[tuple[int, NewEvent]]]:
+) -> tuple[list[AppendResult], list[tuple[int, E]]]:
     """Results in call order, and the (position, envelope) pairs to insert.
 
     `existing` maps keys already in the log to (position, stored payload); new
     events get positions head + 1, head + 2, ... in call order.
     """
     results: list[AppendResult] = []
-    new: list[tuple[int, NewEvent]] = []
+    new: list[tuple[int, E]] = []
     in_call: dict[Key, tuple[int, bytes]] = {}
     for envelope in envelopes:
         key = (envelope.tenant, envelope.environment, envelope.event_id)

@@ -93,6 +93,28 @@ class _Tail:
         return self.head - self.base
 
 
+class _Prepared:
+    """An envelope made ready for the insert outside the write lock."""
+
+    __slots__ = ("digest", "environment", "event_id", "payload", "row", "tenant")
+
+    def __init__(  # noqa: PLR0917  (built once per event on the hot path)
+        self,
+        tenant: str,
+        environment: str,
+        event_id: str,
+        payload: bytes,
+        digest: int,
+        row: tuple[Any, ...],
+    ) -> None:
+        self.tenant = tenant
+        self.environment = environment
+        self.event_id = event_id
+        self.payload = payload
+        self.digest = digest
+        self.row = row
+
+
 class SQLiteLog(SQLiteRecorder, LogBackend):
     def __init__(
         self,
@@ -229,69 +251,83 @@ class SQLiteLog(SQLiteRecorder, LogBackend):
 
     # -- writing -------------------------------------------------------------------
 
+    def prepare(self, envelopes: Sequence[NewEvent]) -> list[_Prepared]:
+        texts: dict[datetime, str] = {}  # a batch's timestamps often repeat
+        prepared = []
+        for e in envelopes:
+            occurred = texts.get(e.occurred_at)
+            if occurred is None:
+                occurred = texts[e.occurred_at] = to_utc_text(e.occurred_at)
+            received = texts.get(e.received_at)
+            if received is None:
+                received = texts[e.received_at] = to_utc_text(e.received_at)
+            digest = key_hash(e.tenant, e.environment, e.event_id)
+            prepared.append(
+                _Prepared(
+                    e.tenant,
+                    e.environment,
+                    e.event_id,
+                    e.payload,
+                    digest,
+                    (
+                        digest,
+                        e.tenant,
+                        e.environment,
+                        e.source,
+                        e.type,
+                        e.event_id,
+                        e.subject,
+                        occurred,
+                        received,
+                        e.client_id,
+                        e.payload,
+                    ),
+                )
+            )
+        return prepared
+
     def write(
         self,
         envelopes: Sequence[NewEvent],
         records: Sequence[IdempotencyRecord] = (),
     ) -> tuple[list[AppendResult], list[IdempotencyRecord]]:
+        return self.write_prepared(self.prepare(envelopes), records)
+
+    def write_prepared(
+        self,
+        prepared: Sequence[Any],
+        records: Sequence[IdempotencyRecord] = (),
+    ) -> tuple[list[AppendResult], list[IdempotencyRecord]]:
         with self._immediate() as cursor:
-            results = self._append(cursor, envelopes) if envelopes else []
+            results = self._append(cursor, prepared) if prepared else []
             stored = [self._save_record(cursor, record) for record in records]
         return results, stored
 
     def _append(
-        self, cursor: sqlite3.Cursor, envelopes: Sequence[NewEvent]
+        self, cursor: sqlite3.Cursor, prepared: Sequence[_Prepared]
     ) -> list[AppendResult]:
         tail = self._refresh_tail(cursor)
-        digests = [key_hash(e.tenant, e.environment, e.event_id) for e in envelopes]
+        digests = [p.digest for p in prepared]
         candidates = self._candidates(cursor, tail, digests)
-        originals = self._load_originals(cursor, candidates)
-
         existing: dict[Key, tuple[int, bytes]] = {}
-        for digest in {d for d in digests if d in candidates}:
-            for position in candidates[digest]:
-                stored_key, payload = originals[position]
-                existing.setdefault(stored_key, (position, payload))
-        results, new = decide(envelopes, existing, tail.head)
-        texts: dict[datetime, str] = {}  # a batch's timestamps often repeat
-
-        def text(moment: datetime) -> str:
-            found = texts.get(moment)
-            if found is None:
-                found = texts[moment] = to_utc_text(moment)
-            return found
-
-        digest_of = {
-            (e.tenant, e.environment, e.event_id): d
-            for e, d in zip(envelopes, digests, strict=True)
-        }
-        rows = [
-            (
-                position,
-                digest_of[e.tenant, e.environment, e.event_id],
-                e.tenant,
-                e.environment,
-                e.source,
-                e.type,
-                e.event_id,
-                e.subject,
-                text(e.occurred_at),
-                text(e.received_at),
-                e.client_id,
-                e.payload,
-            )
-            for position, e in new
-        ]
-        if rows:
+        if candidates:
+            originals = self._load_originals(cursor, candidates)
+            for found in candidates.values():
+                for position in found:
+                    stored_key, payload = originals[position]
+                    existing.setdefault(stored_key, (position, payload))
+        results, new = decide(prepared, existing, tail.head)
+        if new:
             cursor.executemany(
                 "INSERT INTO events (position, key_hash, tenant, environment, source, type, "
                 "event_id, subject, occurred_at, received_at, client_id, payload) "
                 "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                rows,
+                [(position, *p.row) for position, p in new],
             )
-            for row in rows:
-                tail.add(row[1], row[0])
-            tail.head = rows[-1][0]
+            add = tail.add
+            for position, p in new:
+                add(p.digest, position)
+            tail.head = new[-1][0]
         return results
 
     @staticmethod

@@ -14,9 +14,9 @@ import threading
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
+from typing import Any
 
 from eventstore.backend import LogBackend
-from eventstore.envelope import NewEvent
 from eventstore.errors import LogClosed, LogOverloaded
 from eventstore.idempotency import IdempotencyRecord
 from eventstore.results import AppendResult
@@ -34,10 +34,10 @@ class _Request:
 
     def __init__(
         self,
-        envelopes: Sequence[NewEvent],
+        envelopes: Sequence[Any],
         records: Sequence[IdempotencyRecord],
     ) -> None:
-        self.envelopes = envelopes
+        self.envelopes = envelopes  # as the backend prepared them
         self.records = records
         self.future: Future[tuple[list[AppendResult], list[IdempotencyRecord]]] = Future()
 
@@ -70,7 +70,7 @@ class GroupCommitWriter:
 
     def submit(
         self,
-        envelopes: Sequence[NewEvent],
+        envelopes: Sequence[Any],
         records: Sequence[IdempotencyRecord] = (),
     ) -> Future[tuple[list[AppendResult], list[IdempotencyRecord]]]:
         request = _Request(envelopes, records)
@@ -125,13 +125,13 @@ class GroupCommitWriter:
                     log.exception("log maintenance failed; will retry")
 
     def _commit(self, group: list[_Request]) -> None:
-        envelopes: list[NewEvent] = []
+        envelopes: list[Any] = []
         records: list[IdempotencyRecord] = []
         for request in group:
             envelopes.extend(request.envelopes)
             records.extend(request.records)
         try:
-            results, stored = self._backend.write(envelopes, records)
+            results, stored = self._backend.write_prepared(envelopes, records)
         except Exception as error:  # noqa: BLE001  (any failure goes to the callers)
             if len(group) > 1:
                 # Something in the group failed the shared transaction: write each
@@ -154,7 +154,7 @@ class GroupCommitWriter:
             request.future.set_result((results[start:end], stored[record_start:record_end]))
             start, record_start = end, record_end
 
-    def _settle(self, group: list[_Request], envelopes: list[NewEvent]) -> None:
+    def _settle(self, group: list[_Request], envelopes: list[Any]) -> None:
         del group
         with self._cv:
             self._pending_events -= len(envelopes)
