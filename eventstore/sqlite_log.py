@@ -48,6 +48,7 @@ from eventstore.envelope import (
     to_utc_text,
 )
 from eventstore.idempotency import IdempotencyRecord
+from eventstore.key_filter import FilterBuilder, KeyFilter
 from eventstore.results import AppendResult
 from eventstore.sqlite_schema import SQLITE_MIGRATIONS, apply_sqlite_migrations
 
@@ -125,6 +126,7 @@ class SQLiteLog(SQLiteRecorder, LogBackend):
         merge_min: int = DEFAULT_MERGE_MIN,
         busy_timeout_s: int = 30,
         cache_mib: int = 128,
+        key_filter: bool = True,
     ) -> None:
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -144,6 +146,11 @@ class SQLiteLog(SQLiteRecorder, LogBackend):
         self._tail: _Tail | None = None
         self._data_version = -1
         self._runs_empty = False
+        self.key_filter = key_filter
+        self._filter: KeyFilter | None = None
+        self._builder: FilterBuilder | None = None
+        self.run_lookups = 0
+        """How many groups had to probe the dedup runs in SQL (tests and tuning)."""
 
     # -- connections -------------------------------------------------------------
 
@@ -192,6 +199,8 @@ class SQLiteLog(SQLiteRecorder, LogBackend):
         self.migrate()
 
     def close(self) -> None:
+        if self._builder is not None:
+            self._builder.cancel()
         with self._write_lock:
             self._conn.close()
         self.datastore.close()
@@ -238,7 +247,15 @@ class SQLiteLog(SQLiteRecorder, LogBackend):
                 found[digest] = positions
         if self._runs_empty:
             return found
-        wanted = msgspec.json.encode(list(set(digests)))
+        key_filter = self._usable_filter(cursor, tail)
+        if key_filter is None:
+            wanted_digests = list(set(digests))
+        else:
+            wanted_digests = [d for d in set(digests) if key_filter.might_contain(d)]
+            if not wanted_digests:
+                return found
+        self.run_lookups += 1
+        wanted = msgspec.json.encode(wanted_digests)
         for digest, position in cursor.execute(
             "SELECT key_hash, position FROM dedup_main "
             "WHERE key_hash IN (SELECT value FROM json_each(?1)) "
@@ -248,6 +265,39 @@ class SQLiteLog(SQLiteRecorder, LogBackend):
         ):
             found.setdefault(digest, []).append(position)
         return found
+
+    def _usable_filter(self, cursor: sqlite3.Cursor, tail: _Tail) -> KeyFilter | None:
+        """The key filter, if it covers every indexed position; else None (and a
+        build is started when none runs)."""
+        if not self.key_filter:
+            return None
+        builder = self._builder
+        if builder is not None and builder.done.is_set():
+            self._builder = None
+            if builder.error is None:
+                self._filter = builder.filter
+        current = self._filter
+        if current is None or current.full:
+            if self._builder is None:
+                rows = self._meta(cursor, "main_rows") + self._meta(cursor, "delta_rows")
+                self._builder = FilterBuilder(self.path, capacity=max(1_000_000, 2 * rows))
+            if current is None:
+                return None
+        if current.covered_upto < tail.base:
+            # Positions indexed since the filter was built (by a build snapshot
+            # that is a little old, or by another process's flush): a sequential
+            # read of that position range.
+            current.add_all(
+                [
+                    digest
+                    for (digest,) in cursor.execute(
+                        "SELECT key_hash FROM events WHERE position > ? AND position <= ?",
+                        (current.covered_upto, tail.base),
+                    )
+                ]
+            )
+            current.covered_upto = tail.base
+        return current
 
     # -- writing -------------------------------------------------------------------
 
@@ -403,6 +453,9 @@ class SQLiteLog(SQLiteRecorder, LogBackend):
         cursor.execute(
             "UPDATE log_meta SET value = value + ? WHERE name = 'delta_rows'", (moved,)
         )
+        if self._filter is not None and self._filter.covered_upto >= tail.base:
+            self._filter.add_all(list(tail.by_hash))
+            self._filter.covered_upto = tail.head
         self._tail = _Tail(tail.head)
         self._runs_empty = False
         delta, main = self._meta(cursor, "delta_rows"), self._meta(cursor, "main_rows")
