@@ -7,6 +7,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 import msgspec
 
@@ -106,11 +107,17 @@ def _tokens(args: argparse.Namespace) -> int:
                     f"scopes {' '.join(token.scopes)}. The secret is shown only now.\n"
                 )
         elif args.tokens_command == "list":
+            now = datetime.now(UTC)
             for token in service.list(args.tenant):
                 if args.json:
                     sys.stdout.write(msgspec.json.encode(token).decode() + "\n")
                 else:
-                    state = "revoked" if token.revoked_at else "active"
+                    # An expired token used to be listed as "active".
+                    state = (
+                        "revoked" if token.revoked_at
+                        else "active" if token.usable_at(now)
+                        else "expired"
+                    )
                     sys.stdout.write(
                         f"{token.id}  {token.tenant}  {token.environment}  "
                         f"{','.join(token.scopes)}  {state}  {token.name}\n"

@@ -16,12 +16,22 @@ import msgspec
 from api.auth import Principal
 from api.metrics import Metrics
 from api.tenants import TenantSettingsStore
-from eventstore import AppendResult, EventLog, LogError, LogOverloaded, differing_fields
+from eventstore import (
+    AppendResult,
+    EventLog,
+    InvalidEnvelope,
+    LogError,
+    LogOverloaded,
+    differing_fields,
+)
+from eventstore.envelope import validate_envelopes
 from ingest import (
     Envelope,
+    ErrorDetail,
     EventError,
     EventErrorCode,
     EventViolation,
+    RequestInvalid,
     decode_identify,
     decode_track,
     decode_unified,
@@ -87,6 +97,58 @@ def conflict_message(envelope: Envelope, result: AppendResult) -> str:
     )
 
 
+# The log refuses some text that the wire contracts let through: a NUL character in
+# an id (`"user_id": "a\u0000b"`), which PostgreSQL text cannot hold. Such an item is
+# the sender's mistake, so it must get the sender's error (a per-event INVALID_VALUE,
+# or a 422), not a 500 for the whole batch, nor, on the unified endpoint, a 510 the
+# sender would retry for ever. The log's own check (`validate_envelopes`) is the
+# rule; it is run item by item only after the log refused a batch, so the common
+# path pays nothing. (The better home for this check is ingest's validation.)
+_ENVELOPE_TO_WIRE = {"subject": "user_id", "event_id": "event_id", "type": "event_name"}
+
+
+def _refusals(envelopes: Sequence[Envelope]) -> dict[int, InvalidEnvelope]:
+    """The envelopes the log would refuse, by index in `envelopes`."""
+    refused: dict[int, InvalidEnvelope] = {}
+    for index, envelope in enumerate(envelopes):
+        try:
+            validate_envelopes((envelope,))
+        except InvalidEnvelope as problem:
+            refused[index] = problem
+    return refused
+
+
+def _wire_field(envelope: Envelope, field: str) -> str:
+    if field == "client_id":
+        return "X-Client-Id"
+    if envelope.source == "unified":
+        if field == "event_id":
+            return "unique_id"
+        if field == "subject":
+            return "game_id" if envelope.type == "game" else "player_id"
+    return _ENVELOPE_TO_WIRE.get(field, field)
+
+
+def _sent_event_id(payload: bytes) -> str | None:
+    document = msgspec.json.decode(payload)
+    event_id = document.get("event_id") if isinstance(document, dict) else None
+    return event_id if isinstance(event_id, str) and "\x00" not in event_id else None
+
+
+def _refusal_detail(
+    envelope: Envelope, problem: InvalidEnvelope, loc: list[str | int]
+) -> ErrorDetail:
+    field = _wire_field(envelope, problem.field)
+    loc = ["header", "x-client-id"] if field == "X-Client-Id" else [*loc, field]
+    return ErrorDetail(
+        loc=loc,
+        msg=f"{field} {problem.reason}",
+        type="value_error",
+        input=getattr(envelope, problem.field, None),
+        ctx={},
+    )
+
+
 class IngestService:
     def __init__(
         self,
@@ -107,7 +169,7 @@ class IngestService:
         return results
 
     async def track(self, body: bytes, who: Principal, client_id: str | None) -> TrackOutcome:
-        mode = self.tenants.get(who.tenant).catalogue_mode
+        mode = self.tenants.get(who.tenant, who.environment).catalogue_mode
         batch = decode_track(
             body,
             tenant=who.tenant,
@@ -116,13 +178,34 @@ class IngestService:
             received_at=self._clock(),
             catalogue_mode=mode,
         )
-        for finding in batch.violations:
-            self.metrics.catalogue_violations.labels(finding.violation.code).inc()
-        results = await self._append(batch.envelopes)
         errors = list(batch.errors)
+        items, violations = batch.accepted, batch.violations
+        try:
+            results = await self._append(batch.envelopes)
+        except InvalidEnvelope:
+            # Reject just the events the log refuses (see _refusals); keep the others.
+            refused = _refusals(batch.envelopes)
+            errors.extend(
+                EventError(
+                    index=items[i].index,
+                    event_id=_sent_event_id(items[i].envelope.payload),
+                    code=EventErrorCode.INVALID_VALUE,
+                    message=(
+                        f"{_wire_field(items[i].envelope, problem.field)} {problem.reason}"
+                    ),
+                )
+                for i, problem in refused.items()
+            )
+            gone = {items[i].index for i in refused}
+            items = [item for i, item in enumerate(items) if i not in refused]
+            violations = [v for v in violations if v.index not in gone]
+            results = await self._append([item.envelope for item in items])
+        for finding in violations:
+            self.metrics.catalogue_violations.labels(finding.violation.code).inc()
+        rejected = len(errors)
         accepted = duplicates = conflicts = 0
         position: int | None = None
-        for item, result in zip(batch.accepted, results, strict=True):
+        for item, result in zip(items, results, strict=True):
             if result.status == "conflict":
                 conflicts += 1
                 errors.append(
@@ -141,10 +224,8 @@ class IngestService:
         self.metrics.count_events("track", "accepted", accepted - duplicates)
         self.metrics.count_events("track", "duplicate", duplicates)
         self.metrics.count_events("track", "conflict", conflicts)
-        self.metrics.count_events("track", "rejected", len(batch.errors))
-        return TrackOutcome(
-            TrackResponse(accepted, len(errors), errors, position), batch.violations
-        )
+        self.metrics.count_events("track", "rejected", rejected)
+        return TrackOutcome(TrackResponse(accepted, len(errors), errors, position), violations)
 
     async def identify(
         self, body: bytes, who: Principal, client_id: str | None
@@ -156,7 +237,10 @@ class IngestService:
             client_id=client_id,
             received_at=self._clock(),
         )
-        (result,) = await self._append([envelope])
+        try:
+            (result,) = await self._append([envelope])
+        except InvalidEnvelope as problem:  # see _refusals
+            raise RequestInvalid([_refusal_detail(envelope, problem, ["body"])]) from None
         outcome = "accepted" if result.status == "stored" else result.status
         self.metrics.count_events("identify", outcome, 1)
         return IdentifyResponse(user_id=envelope.subject, position=result.position)
@@ -179,6 +263,14 @@ class IngestService:
         )
         try:
             results = await self._append(envelopes)
+        except InvalidEnvelope:
+            # All or nothing: list every item the log refuses (see _refusals) as a 422.
+            raise RequestInvalid(
+                [
+                    _refusal_detail(envelopes[i], problem, ["body", "items", i, "data"])
+                    for i, problem in _refusals(envelopes).items()
+                ]
+            ) from None
         except LogOverloaded:
             raise
         except (LogError, OSError, RuntimeError) as error:

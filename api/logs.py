@@ -52,12 +52,32 @@ class JsonLineFormatter(logging.Formatter):
         return _encoder.encode(line).decode()
 
 
+class _StdoutHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever `sys.stdout` is when a line is logged.
+
+    A plain StreamHandler(sys.stdout) keeps the stream of the moment it was made:
+    once the handler exists (it is made once per process), lines would still go to
+    a stdout that has since been replaced, e.g. by a test's capture or a redirect.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(sys.stdout)
+
+    @property
+    def stream(self) -> Any:
+        return sys.stdout
+
+    @stream.setter
+    def stream(self, _: Any) -> None:
+        pass
+
+
 def configure_logging(level: str = "INFO") -> None:
     """JSON lines on stdout for the `playerlog` loggers (idempotent)."""
     root = logging.getLogger("playerlog")
     root.setLevel(level.upper())
     if not any(getattr(h, "_playerlog", False) for h in root.handlers):
-        handler = logging.StreamHandler(sys.stdout)
+        handler = _StdoutHandler()
         handler.setFormatter(JsonLineFormatter())
         handler._playerlog = True  # type: ignore[attr-defined]  # noqa: SLF001
         root.addHandler(handler)

@@ -8,7 +8,10 @@ retrying, so it is never replayed.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import msgspec
 
@@ -33,12 +36,21 @@ class Answer(msgspec.Struct, frozen=True):
 class KeyReused(Exception):  # noqa: N818
     """409: the key was used for a different request."""
 
-    def __init__(self, key: str) -> None:
+    def __init__(self, key: str, ttl_seconds: float) -> None:
         self.key = key
+        # The window is the configured TTL (it used to say "24 hours" whatever it was).
         super().__init__(
             f"X-Idempotency-Key {key!r} was already used with a different request body "
-            "in the last 24 hours; use a new key for a new request"
+            f"in the last {_describe(ttl_seconds)}; use a new key for a new request"
         )
+
+
+def _describe(seconds: float) -> str:
+    for unit, size in (("hour", 3600), ("minute", 60), ("second", 1)):
+        if seconds >= size and seconds % size == 0:
+            count = int(seconds // size)
+            return f"{count} {unit}" + ("s" if count != 1 else "")
+    return f"{seconds:g} seconds"
 
 
 class InvalidKey(ValueError):  # noqa: N818  (reads as the condition)
@@ -55,6 +67,26 @@ def fingerprint(method: str, path: str, body: bytes) -> str:
 class IdempotencyKeys:
     def __init__(self, log: EventLog) -> None:
         self.log = log
+        self._held: dict[tuple[str, str, str], tuple[asyncio.Lock, int]] = {}
+
+    @asynccontextmanager
+    async def hold(self, who: Principal, key: str) -> AsyncIterator[None]:
+        """Serialize requests that share a key (in this process) from lookup to
+        remember. Without it, two such requests arriving together were both
+        processed: the same body was stored twice (events without event_id), and a
+        different body was stored and then answered 409, as if it had not been."""
+        name = (who.tenant, who.environment, key)
+        lock, users = self._held.get(name) or (asyncio.Lock(), 0)
+        self._held[name] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._held[name]
+            if users == 1:
+                del self._held[name]
+            else:
+                self._held[name] = (lock, users - 1)
 
     def check(self, key: str) -> None:
         if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
@@ -68,7 +100,7 @@ class IdempotencyKeys:
         if record is None:
             return None
         if record.fingerprint != print_:
-            raise KeyReused(key)
+            raise KeyReused(key, self.log.idempotency_ttl)
         return Answer(record.status_code, record.body, record.content_type, replayed=True)
 
     async def remember(self, who: Principal, key: str, print_: str, answer: Answer) -> Answer:
@@ -86,5 +118,5 @@ class IdempotencyKeys:
         )
         stored = await self.log.save_idempotency(record)
         if stored.fingerprint != print_:
-            raise KeyReused(key)
+            raise KeyReused(key, self.log.idempotency_ttl)
         return answer

@@ -89,21 +89,24 @@ async def revoke_token(
 
 
 @get("/v1/admin/settings", opt=_ADMIN, guards=[ingest_guard], tags=["Admin"],
-     summary="This tenant's settings (event catalogue mode)")
+     summary="This tenant's settings in this environment (event catalogue mode)")
 async def get_settings(request: Request[Any, Any, Any]) -> Response[bytes]:
     who = _principal(request)
-    return json_response(services_of(request).tenants.get(who.tenant), 200)
+    return json_response(services_of(request).tenants.get(who.tenant, who.environment), 200)
 
 
 @put("/v1/admin/settings", opt=_ADMIN, guards=[ingest_guard], tags=["Admin"],
-     summary="Change this tenant's settings: catalogue_mode off, warn or strict")
+     summary="Change this tenant's settings in this environment: catalogue_mode off, "
+     "warn or strict")
 async def put_settings(request: Request[Any, Any, Any]) -> Response[bytes]:
     who = _principal(request)
     try:
         settings = msgspec.json.decode(await request.body(), type=TenantSettings)
     except msgspec.DecodeError as problem:
         return _bad_request(str(problem))
-    await asyncio.to_thread(services_of(request).tenants.put, who.tenant, settings)
+    await asyncio.to_thread(
+        services_of(request).tenants.put, who.tenant, who.environment, settings
+    )
     return json_response(settings, 200)
 
 

@@ -66,12 +66,13 @@ async def _serve(request: Request[Any, Any, Any], action: Action) -> Response[by
     else:
         services.keys.check(key)
         print_ = fingerprint(request.method, request.url.path, body)
-        replay = services.keys.lookup(principal, key, print_)
-        if replay is None:
-            answer = await _answer(action, body, principal, client_id)
-            answer = await services.keys.remember(principal, key, print_, answer)
-        else:
-            answer = replay
+        async with services.keys.hold(principal, key):
+            replay = services.keys.lookup(principal, key, print_)
+            if replay is None:
+                answer = await _answer(action, body, principal, client_id)
+                answer = await services.keys.remember(principal, key, print_, answer)
+            else:
+                answer = replay
     headers = {REPLAY_HEADER: "true"} if answer.replayed else {}
     if answer.position is not None:
         headers[POSITION_HEADER] = str(answer.position)

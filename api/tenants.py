@@ -1,4 +1,9 @@
-"""Per-tenant settings (the event catalogue mode), kept as records beside the log."""
+"""Per-tenant settings (the event catalogue mode), kept as records beside the log.
+
+Settings belong to a tenant *and* an environment, like everything else a token
+touches: an admin token of staging (where strict mode is tried first) must not
+change how live traffic is validated. They used to be keyed by tenant alone.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +23,10 @@ class TenantSettings(msgspec.Struct, frozen=True):
     catalogue_mode: CatalogueMode = "warn"
 
 
+def _key(tenant: str, environment: str) -> str:
+    return f"{tenant}\x1f{environment}"
+
+
 class TenantSettingsStore:
     """Cached for a few seconds: read on every track request."""
 
@@ -27,16 +36,18 @@ class TenantSettingsStore:
         self._cache_seconds = cache_seconds
         self._cache: dict[str, tuple[float, TenantSettings]] = {}
 
-    def get(self, tenant: str) -> TenantSettings:
+    def get(self, tenant: str, environment: str) -> TenantSettings:
+        key = _key(tenant, environment)
         now = time.monotonic()
-        cached = self._cache.get(tenant)
+        cached = self._cache.get(key)
         if cached is not None and cached[0] > now:
             return cached[1]
-        value = self._log.get_record(_KIND, tenant)
+        value = self._log.get_record(_KIND, key)
         found = self._default if value is None else msgspec.json.decode(value, type=TenantSettings)
-        self._cache[tenant] = (now + self._cache_seconds, found)
+        self._cache[key] = (now + self._cache_seconds, found)
         return found
 
-    def put(self, tenant: str, settings: TenantSettings) -> None:
-        self._log.put_record(_KIND, tenant, msgspec.json.encode(settings))
-        self._cache.pop(tenant, None)
+    def put(self, tenant: str, environment: str, settings: TenantSettings) -> None:
+        key = _key(tenant, environment)
+        self._log.put_record(_KIND, key, msgspec.json.encode(settings))
+        self._cache.pop(key, None)

@@ -28,6 +28,7 @@ __all__ = [
     "Scope",
     "Token",
     "TokenError",
+    "TokenInfo",
     "TokenService",
     "parse_duration",
 ]
@@ -43,7 +44,10 @@ _DURATION = re.compile(r"^(\d+)([smhdw])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
-class Token(msgspec.Struct, frozen=True):
+class TokenInfo(msgspec.Struct, frozen=True):
+    """A token as shown to operators (admin API, command line): everything but its
+    hash. A separate type, so that listing a token cannot even name the hash field."""
+
     id: str
     name: str
     tenant: str
@@ -52,16 +56,22 @@ class Token(msgspec.Struct, frozen=True):
     created_at: datetime
     expires_at: datetime | None = None
     revoked_at: datetime | None = None
-    secret_sha256: str = ""
-
-    def public(self) -> Token:
-        """The token as listed to operators: without its hash."""
-        return msgspec.structs.replace(self, secret_sha256="")
 
     def usable_at(self, moment: datetime) -> bool:
         if self.revoked_at is not None and self.revoked_at <= moment:
             return False
         return self.expires_at is None or moment < self.expires_at
+
+
+class Token(TokenInfo, frozen=True):
+    """The stored record: the public fields, then the SHA-256 of the secret."""
+
+    secret_sha256: str = ""
+
+    def public(self) -> TokenInfo:
+        """The token as listed to operators: without its hash (not even an empty
+        `secret_sha256` key, which used to appear in every listing)."""
+        return TokenInfo(**{name: getattr(self, name) for name in TokenInfo.__struct_fields__})
 
 
 class TokenError(ValueError):
@@ -73,7 +83,11 @@ def parse_duration(text: str) -> timedelta:
     match = _DURATION.match(text.strip())
     if not match:
         raise TokenError(f"expires_in {text!r}: use a number and a unit, e.g. 30d, 12h, 90m")
-    return timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
+    seconds = int(match.group(1)) * _UNITS[match.group(2)]
+    if seconds <= 0:
+        # A zero lifetime used to be read as "no expiry" (timedelta(0) is falsy): refuse it.
+        raise TokenError(f"expires_in {text!r}: must be longer than zero, e.g. 30d, 12h, 90m")
+    return timedelta(seconds=seconds)
 
 
 def _digest(token: str) -> str:
@@ -112,7 +126,7 @@ class TokenService:
         scopes: Sequence[str],
         name: str = "",
         expires_in: timedelta | None = None,
-    ) -> tuple[Token, str]:
+    ) -> tuple[TokenInfo, str]:
         """A new token and its secret (shown once: only its hash is kept)."""
         if not tenant.strip():
             raise TokenError("tenant must not be empty")
@@ -133,13 +147,13 @@ class TokenService:
             environment=environment,  # narrowed to the Literal by the check above
             scopes=cast("list[Scope]", sorted(set(scopes))),
             created_at=now,
-            expires_at=now + expires_in if expires_in else None,
+            expires_at=now + expires_in if expires_in is not None else None,
             secret_sha256=_digest(secret),
         )
         self._log.put_record(_KIND, token_id, msgspec.json.encode(token))
         return token.public(), secret
 
-    def list(self, tenant: str | None = None) -> list[Token]:
+    def list(self, tenant: str | None = None) -> list[TokenInfo]:
         tokens = [_decode.decode(value).public() for _, value in self._log.list_records(_KIND)]
         return [t for t in tokens if tenant is None or t.tenant == tenant]
 
@@ -147,7 +161,7 @@ class TokenService:
         value = self._log.get_record(_KIND, token_id)
         return None if value is None else _decode.decode(value)
 
-    def revoke(self, token_id: str) -> Token:
+    def revoke(self, token_id: str) -> TokenInfo:
         token = self.get(token_id)
         if token is None:
             raise KeyError(token_id)

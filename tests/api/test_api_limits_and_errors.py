@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +13,9 @@ from litestar.testing import TestClient
 
 from api.app import Services, build_services, create_asgi
 from api.settings import Settings
-from eventstore import EventLog, IdempotencyRecord, LogBackend, open_backend
-from eventstore.backend import LogBackend as _Port
+from eventstore import EventLog, open_backend
 from tests.api.conftest import example
+from tests.api.fakes import GatedBackend
 
 TRACK = example("track_request.json")
 
@@ -135,52 +135,6 @@ def test_rate_limit_per_token_is_429_with_retry_after(tmp_path: Path) -> None:
     assert [r.status_code for r in statuses] == [202, 202, 429]
     assert int(statuses[2].headers["retry-after"]) >= 1
     assert other_token.status_code == 202
-
-
-class GatedBackend(_Port):
-    """A real backend whose writes wait for a gate, or fail on demand (a fake, not a mock)."""
-
-    def __init__(self, inner: LogBackend) -> None:
-        self.inner = inner
-        self.url = inner.url
-        self.gate = threading.Event()
-        self.gate.set()
-        self.fail_with: Exception | None = None
-
-    def migrate(self) -> None:
-        self.inner.migrate()
-
-    def write(
-        self, envelopes: Sequence[Any], records: Sequence[IdempotencyRecord] = ()
-    ) -> tuple[list[Any], list[IdempotencyRecord]]:
-        self.gate.wait(10)
-        if self.fail_with is not None and envelopes:
-            raise self.fail_with
-        return self.inner.write(envelopes, records)
-
-    def read(self, after: int = 0, limit: int = 1000, **filters: Any) -> list[Any]:
-        return self.inner.read(after, limit, **filters)
-
-    def head(self) -> int:
-        return self.inner.head()
-
-    def get_idempotency(self, *args: Any) -> IdempotencyRecord | None:
-        return self.inner.get_idempotency(*args)
-
-    def purge_idempotency(self, now: float) -> int:
-        return self.inner.purge_idempotency(now)
-
-    def put_record(self, kind: str, key: str, value: bytes, now: float) -> None:
-        self.inner.put_record(kind, key, value, now)
-
-    def get_record(self, kind: str, key: str) -> bytes | None:
-        return self.inner.get_record(kind, key)
-
-    def list_records(self, kind: str) -> list[tuple[str, bytes]]:
-        return self.inner.list_records(kind)
-
-    def close(self) -> None:
-        self.inner.close()
 
 
 @pytest.fixture
