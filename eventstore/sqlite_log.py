@@ -126,7 +126,7 @@ class SQLiteLog(SQLiteRecorder, LogBackend):
         merge_min: int = DEFAULT_MERGE_MIN,
         busy_timeout_s: int = 30,
         cache_mib: int = 128,
-        key_filter: bool = True,
+        key_filter: bool = False,
     ) -> None:
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)

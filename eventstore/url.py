@@ -25,7 +25,8 @@ def open_backend(url: str, **options: Any) -> LogBackend:
 
     * `sqlite:///relative/path.db`, `sqlite:////absolute/path.db`; query option
       `synchronous=FULL|NORMAL|OFF` (default FULL: see docs/durability.md);
-      `tail_limit=N`, `merge_min=N` tune the dedup index (docs/log.md).
+      `tail_limit=N`, `merge_min=N`, `key_filter=on` tune the dedup index
+      (docs/log.md).
     * `postgresql://user@host:port/dbname` (also `postgres://`).
     """
     parts = urlsplit(url)
@@ -46,6 +47,8 @@ def open_backend(url: str, **options: Any) -> LogBackend:
                     options.setdefault(knob, int(query[knob]))
                 except ValueError:
                     raise UnsupportedDatabaseURL(f"{url!r}: {knob} must be an integer") from None
+        if "key_filter" in query:
+            options.setdefault("key_filter", query["key_filter"].lower() in ("1", "on", "true"))
         backend: LogBackend = SQLiteLog(path, synchronous=synchronous, **options)  # type: ignore[arg-type]
     elif parts.scheme in ("postgresql", "postgres"):
         from eventstore.postgres_log import PostgresLog  # noqa: PLC0415

@@ -119,7 +119,7 @@ def test_key_filter_spares_the_sql_lookup_for_new_keys_and_still_finds_duplicate
     tmp_path: Path,
 ) -> None:
     url = f"sqlite:///{tmp_path / 'log.db'}"
-    options = {"tail_limit": 100, "merge_min": 300}
+    options = {"tail_limit": 100, "merge_min": 300, "key_filter": True}
     log = open_log(url, backend_options=options)
     for b in range(10):
         log.append_sync(batch(f"b{b}", 100))
