@@ -1,0 +1,864 @@
+"""The players read model: one row per player, per tenant and environment.
+
+Merge rules (every one independent of the order events arrive in, so a late or
+out-of-order call gives the profile an in-order one would):
+
+* **identify traits**, per trait: the value with the latest event time wins
+  (`timestamp`, i.e. the envelope's `occurred_at`); equal times go to the
+  higher log position; within one call `unset_traits` beats `traits` ("applied
+  after traits are merged"). An unset is remembered as a tombstone with its
+  time, so an older value arriving later does not bring the trait back. A
+  trait set to `null` is kept as `null`.
+* **unified `player` fields** (username, registration_date, country, currency,
+  gender, affiliate, operator, tags, consent_email, is_blocked), per field, by
+  the same rule. A field absent from the item leaves the stored value alone; a
+  field sent as `null` sets it to null (JSON merge-patch). `registration_date`
+  is stored in UTC.
+* **anonymous ids**: identify's `anonymous_id` links that id to the player; an
+  anonymous id belongs to one player, the latest link by event time (ties by
+  position). Links are not followed transitively.
+* **activity** is every `track` event and the unified `gameround`, `deposit`,
+  `withdraw` and `login` items (profile updates are not activity). It is
+  counted per actor id (the event's subject: a player or an anonymous id) in
+  `players_actors`, and each player's row holds the sum over the actors it owns
+  (itself, unless linked elsewhere, and its linked anonymous ids): event count,
+  first_seen and last_seen (by event time), login count and last_login
+  (`login_success` track events and unified `login`). When a link arrives or
+  moves, the players it concerns are recomputed from their actors, so the link
+  may come before or after the activity.
+* A row exists while the id has profile events of its own or activity counted
+  for it: an anonymous id's own row disappears once it is linked.
+* `position` is the highest log position of the events that touched the row,
+  `updated_at` the `received_at` of that event: a poller that pages by
+  position never misses a change (`list_players`).
+
+Tables (base names; each build has its own, e.g. `players_b2`, and the views by
+these names point at the active build): `players`, `players_traits`,
+`players_fields`, `players_links`, `players_actors`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import sqlite3
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Final
+
+import msgspec
+
+from eventstore import RecordedEvent
+from projections.database import read_transaction
+from projections.protocol import CannotApply, Tables
+from projections.registry import active_position
+from projections.timefmt import parse_time, time_text
+
+__all__ = [
+    "PLAYER_FIELDS",
+    "InvalidCursorError",
+    "Player",
+    "PlayerPage",
+    "PlayersProjection",
+    "get_player",
+    "list_players",
+]
+
+PLAYER_FIELDS: Final = (
+    "username",
+    "registration_date",
+    "country",
+    "currency",
+    "gender",
+    "affiliate",
+    "operator",
+    "tags",
+    "consent_email",
+    "is_blocked",
+)
+#: Unified items that count as the player's activity (the `game` item is about a game).
+UNIFIED_ACTIVITY: Final = frozenset({"gameround", "deposit", "withdraw", "login"})
+#: Event types that count as a login, by source.
+LOGINS: Final = frozenset({("track", "login_success"), ("unified", "login")})
+
+_TEXT_FIELDS: Final = frozenset(
+    {"username", "country", "currency", "gender", "affiliate", "operator"}
+)
+_BOOL_FIELDS: Final = frozenset({"consent_email", "is_blocked"})
+
+Key = tuple[str, str, str]
+"""(tenant, environment, id)."""
+
+
+class _Identify(msgspec.Struct, gc=False):
+    anonymous_id: str | None = None
+    traits: dict[str, msgspec.Raw] | None = None
+    unset_traits: list[str] | None = None
+
+
+class _Unified(msgspec.Struct, gc=False):
+    data: dict[str, msgspec.Raw]
+
+
+_IDENTIFY = msgspec.json.Decoder(_Identify)
+_UNIFIED = msgspec.json.Decoder(_Unified)
+_TEXT = msgspec.json.Decoder(str | None)
+_BOOL = msgspec.json.Decoder(bool | None)
+_TAGS = msgspec.json.Decoder(list[str] | None)
+_MOMENT = msgspec.json.Decoder(datetime | None)
+_encode = msgspec.json.encode
+
+
+def _field_json(name: str, raw: msgspec.Raw) -> str:
+    """A unified player field, checked and normalised, as JSON text."""
+    value: Any
+    if name in _TEXT_FIELDS:
+        value = _TEXT.decode(raw)
+    elif name in _BOOL_FIELDS:
+        value = _BOOL.decode(raw)
+    elif name == "tags":
+        value = _TAGS.decode(raw)
+    else:  # registration_date
+        moment = _MOMENT.decode(raw)
+        if moment is not None and moment.utcoffset() is None:
+            raise CannotApply(f"registration_date {bytes(raw).decode()} has no time zone")
+        value = None if moment is None else time_text(moment)
+    return _encode(value).decode()
+
+
+# -- folding one page in memory ------------------------------------------------------------
+
+
+class _Page:
+    """One page reduced to what it changes, before any SQL."""
+
+    __slots__ = ("acts", "fields", "links", "profile", "times", "touched", "traits")
+
+    def __init__(self) -> None:
+        self.times: dict[datetime, str] = {}
+        # actor → [events, first_seen, last_seen, logins, last_login, position, received]
+        self.acts: dict[Key, list[Any]] = {}
+        self.touched: dict[Key, tuple[int, str]] = {}  # row → (position, received_at)
+        self.profile: dict[Key, int] = {}
+        # (tenant, environment, user, trait) → (time, position, unset, value JSON)
+        self.traits: dict[tuple[str, str, str, str], tuple[str, int, int, str | None]] = {}
+        self.fields: dict[tuple[str, str, str, str], tuple[str, int, str]] = {}
+        # every link, in log order: (anonymous id, time, position, user, received_at)
+        self.links: list[tuple[Key, str, int, str, str]] = []
+
+    def text(self, moment: datetime) -> str:
+        text = self.times.get(moment)
+        if text is None:
+            text = self.times[moment] = time_text(moment)
+        return text
+
+    def touch(self, key: Key, position: int, received: str) -> None:
+        current = self.touched.get(key)
+        if current is None or position > current[0]:
+            self.touched[key] = (position, received)
+
+    def add(self, event: RecordedEvent) -> None:
+        source, type_ = event.source, event.type
+        if source == "track" or (source == "unified" and type_ in UNIFIED_ACTIVITY):
+            self._activity(event, (source, type_) in LOGINS)
+        elif source == "identify":
+            self._identify(event)
+        elif source == "unified" and type_ == "player":
+            self._player(event)
+
+    def _activity(self, event: RecordedEvent, login: bool) -> None:
+        key = (event.tenant, event.environment, event.subject)
+        when = self.text(event.occurred_at)
+        act = self.acts.get(key)
+        if act is None:
+            self.acts[key] = [
+                1,
+                when,
+                when,
+                int(login),
+                when if login else None,
+                event.position,
+                self.text(event.received_at),
+            ]
+            return
+        act[0] += 1
+        act[1] = min(act[1], when)
+        act[2] = max(act[2], when)
+        if login:
+            act[3] += 1
+            if act[4] is None or when > act[4]:
+                act[4] = when
+        act[5] = event.position
+        act[6] = self.text(event.received_at)
+
+    def _profile_event(self, event: RecordedEvent) -> tuple[Key, str]:
+        key = (event.tenant, event.environment, event.subject)
+        self.profile[key] = self.profile.get(key, 0) + 1
+        self.touch(key, event.position, self.text(event.received_at))
+        return key, self.text(event.occurred_at)
+
+    def _identify(self, event: RecordedEvent) -> None:
+        try:
+            body = _IDENTIFY.decode(event.payload)
+        except msgspec.DecodeError as error:
+            raise CannotApply(f"identify payload: {error}") from None
+        (tenant, environment, user), when = self._profile_event(event)
+        position = event.position
+        traits = self.traits
+        for name, raw in (body.traits or {}).items():
+            candidate = (when, position, 0, bytes(raw).decode())
+            slot = (tenant, environment, user, name)
+            current = traits.get(slot)
+            if current is None or candidate[:3] > current[:3]:
+                traits[slot] = candidate
+        for name in body.unset_traits or ():
+            slot = (tenant, environment, user, name)
+            current = traits.get(slot)
+            if current is None or (when, position, 1) > current[:3]:
+                traits[slot] = (when, position, 1, None)
+        anonymous = body.anonymous_id
+        if anonymous and anonymous != user:
+            self.links.append(
+                (
+                    (tenant, environment, anonymous),
+                    when,
+                    position,
+                    user,
+                    self.text(event.received_at),
+                )
+            )
+
+    def _player(self, event: RecordedEvent) -> None:
+        try:
+            data = _UNIFIED.decode(event.payload).data
+            (tenant, environment, user), when = self._profile_event(event)
+            for name in PLAYER_FIELDS:
+                raw = data.get(name)
+                if raw is None:
+                    continue
+                slot = (tenant, environment, user, name)
+                current = self.fields.get(slot)
+                if current is None or (when, event.position) > current[:2]:
+                    self.fields[slot] = (when, event.position, _field_json(name, raw))
+        except msgspec.DecodeError as error:
+            raise CannotApply(f"unified player item: {error}") from None
+
+
+# -- SQL --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Statements:
+    upsert_trait: str
+    upsert_field: str
+    get_link: str
+    upsert_link: str
+    move_actor: str
+    owners: str
+    upsert_actor: str
+    upsert_player: str
+    traits_of: str
+    fields_of: str
+    set_profile: str
+    activity_of: str
+    set_activity: str
+    links_of: str
+    set_anonymous_ids: str
+    delete_empty: str
+
+
+_LATER = "CASE WHEN excluded.{c} > {c} OR {c} IS NULL THEN excluded.{c} ELSE {c} END"
+_EARLIER = "CASE WHEN excluded.{c} < {c} OR {c} IS NULL THEN excluded.{c} ELSE {c} END"
+_ADD_ACTIVITY = (
+    "event_count = event_count + excluded.event_count, "
+    f"first_seen = {_EARLIER.format(c='first_seen')}, "
+    f"last_seen = {_LATER.format(c='last_seen')}, "
+    "login_count = login_count + excluded.login_count, "
+    f"last_login = {_LATER.format(c='last_login')}"
+)
+
+# Templates: `{players}` and the like are replaced by one build's physical table
+# names (from the registry, never from input); values are always parameters.
+_SQL: Final = {
+    "upsert_trait": (
+        "INSERT INTO {players_traits} (tenant, environment, user_id, trait, value, unset, time, "
+        "position) VALUES (?,?,?,?,?,?,?,?) "
+        "ON CONFLICT (tenant, environment, user_id, trait) DO UPDATE SET "
+        "value = excluded.value, unset = excluded.unset, time = excluded.time, "
+        "position = excluded.position "
+        "WHERE (excluded.time, excluded.position, excluded.unset) > (time, position, unset)"
+    ),
+    "upsert_field": (
+        "INSERT INTO {players_fields} (tenant, environment, user_id, field, value, time, "
+        "position) VALUES (?,?,?,?,?,?,?) "
+        "ON CONFLICT (tenant, environment, user_id, field) DO UPDATE SET "
+        "value = excluded.value, time = excluded.time, position = excluded.position "
+        "WHERE (excluded.time, excluded.position) > (time, position)"
+    ),
+    "get_link": (
+        "SELECT user_id, time, position FROM {players_links} WHERE {scope} AND anonymous_id = ?"
+    ),
+    "upsert_link": (
+        "INSERT OR REPLACE INTO {players_links} (tenant, environment, anonymous_id, user_id, "
+        "time, position) VALUES (?,?,?,?,?,?)"
+    ),
+    "move_actor": "UPDATE {players_actors} SET owner = ? WHERE {scope} AND actor_id = ?",
+    "owners": (
+        "SELECT anonymous_id, user_id FROM {players_links} WHERE {scope} AND anonymous_id {in_json}"
+    ),
+    "upsert_actor": (
+        "INSERT INTO {players_actors} (tenant, environment, actor_id, owner, event_count, "
+        "first_seen, last_seen, login_count, last_login) VALUES (?,?,?,?,?,?,?,?,?) "
+        "ON CONFLICT (tenant, environment, actor_id) DO UPDATE SET {add_activity}"
+    ),
+    "upsert_player": (
+        "INSERT INTO {players} (tenant, environment, user_id, profile_events, event_count, "
+        "first_seen, last_seen, login_count, last_login, position, updated_at) "
+        "VALUES (?,?,?,?,?,?,?,?,?,?,?) "
+        "ON CONFLICT (tenant, environment, user_id) DO UPDATE SET "
+        "profile_events = profile_events + excluded.profile_events, {add_activity}, "
+        "updated_at = CASE WHEN excluded.position >= position "
+        "THEN excluded.updated_at ELSE updated_at END, "
+        "position = max(position, excluded.position)"
+    ),
+    "traits_of": (
+        "SELECT user_id, trait, value FROM {players_traits} WHERE {scope} "
+        "AND user_id {in_json} AND unset = 0 ORDER BY user_id, trait"
+    ),
+    "fields_of": (
+        "SELECT user_id, field, value FROM {players_fields} WHERE {scope} AND user_id {in_json}"
+    ),
+    "set_profile": (
+        "UPDATE {players} SET traits = ?, {profile_columns} WHERE {scope} AND user_id = ?"
+    ),
+    "activity_of": (
+        "SELECT owner, sum(event_count), min(first_seen), max(last_seen), sum(login_count), "
+        "max(last_login) FROM {players_actors} WHERE {scope} AND owner {in_json} "
+        "GROUP BY owner"
+    ),
+    "set_activity": (
+        "UPDATE {players} SET event_count = ?, first_seen = ?, last_seen = ?, "
+        "login_count = ?, last_login = ? WHERE {scope} AND user_id = ?"
+    ),
+    "links_of": (
+        "SELECT user_id, anonymous_id FROM {players_links} WHERE {scope} "
+        "AND user_id {in_json} ORDER BY user_id, anonymous_id"
+    ),
+    "set_anonymous_ids": "UPDATE {players} SET anonymous_ids = ? WHERE {scope} AND user_id = ?",
+    "delete_empty": (
+        "DELETE FROM {players} WHERE {scope} AND user_id = ? "
+        "AND event_count = 0 AND profile_events = 0"
+    ),
+}
+
+
+_FRAGMENTS: Final = {
+    "scope": "tenant = ? AND environment = ?",
+    "in_json": "IN (SELECT value FROM json_each(?))",
+    "add_activity": _ADD_ACTIVITY,
+    "profile_columns": ", ".join(f"{name} = ?" for name in PLAYER_FIELDS),
+}
+
+
+def _statements(tables: Tables) -> _Statements:
+    names = {base: '"' + name.replace('"', '""') + '"' for base, name in tables.items()}
+    return _Statements(**{name: sql.format(**names, **_FRAGMENTS) for name, sql in _SQL.items()})
+
+
+def _by_scope(keys: Iterable[Key]) -> dict[tuple[str, str], list[str]]:
+    grouped: dict[tuple[str, str], list[str]] = {}
+    for tenant, environment, id_ in keys:
+        grouped.setdefault((tenant, environment), []).append(id_)
+    return grouped
+
+
+def _json_list(ids: list[str]) -> str:
+    return _encode(ids).decode()
+
+
+def _field_columns(values: dict[str, str]) -> list[Any]:
+    columns: list[Any] = []
+    for name in PLAYER_FIELDS:
+        text = values.get(name)
+        if text is None or text == "null":
+            columns.append(None)
+        elif name == "tags":
+            columns.append(text)
+        elif name in _BOOL_FIELDS:
+            columns.append(int(text == "true"))
+        else:
+            columns.append(msgspec.json.decode(text))
+    return columns
+
+
+class PlayersProjection:
+    """The `players` projection (see the module's docstring for the rules)."""
+
+    name = "players"
+    version = 1
+    tables = ("players", "players_traits", "players_fields", "players_links", "players_actors")
+
+    def __init__(self) -> None:
+        self._cache: dict[str, _Statements] = {}
+
+    def create(self, db: Any, tables: Tables) -> None:
+        scope = {"tenant": str, "environment": str}
+        players = db.table(tables["players"]).create(
+            {
+                **scope,
+                "user_id": str,
+                "traits": str,
+                **{name: (int if name in _BOOL_FIELDS else str) for name in PLAYER_FIELDS},
+                "anonymous_ids": str,
+                "first_seen": str,
+                "last_seen": str,
+                "event_count": int,
+                "last_login": str,
+                "login_count": int,
+                "profile_events": int,
+                "position": int,
+                "updated_at": str,
+            },
+            pk=("tenant", "environment", "user_id"),
+            not_null={
+                "tenant",
+                "environment",
+                "user_id",
+                "traits",
+                "anonymous_ids",
+                "event_count",
+                "login_count",
+                "profile_events",
+                "position",
+                "updated_at",
+            },
+            defaults={
+                "traits": "{}",
+                "anonymous_ids": "[]",
+                "event_count": 0,
+                "login_count": 0,
+                "profile_events": 0,
+            },
+        )
+        players.create_index(
+            ["tenant", "environment", "position", "user_id"],
+            index_name=f"{tables['players']}_by_position",
+        )
+        players.create_index(
+            ["tenant", "environment", "updated_at"],
+            index_name=f"{tables['players']}_by_updated_at",
+        )
+        db.table(tables["players_traits"]).create(
+            {
+                **scope,
+                "user_id": str,
+                "trait": str,
+                "value": str,
+                "unset": int,
+                "time": str,
+                "position": int,
+            },
+            pk=("tenant", "environment", "user_id", "trait"),
+            not_null={"tenant", "environment", "user_id", "trait", "unset", "time", "position"},
+        )
+        db.table(tables["players_fields"]).create(
+            {**scope, "user_id": str, "field": str, "value": str, "time": str, "position": int},
+            pk=("tenant", "environment", "user_id", "field"),
+            not_null={"tenant", "environment", "user_id", "field", "value", "time", "position"},
+        )
+        links = db.table(tables["players_links"]).create(
+            {**scope, "anonymous_id": str, "user_id": str, "time": str, "position": int},
+            pk=("tenant", "environment", "anonymous_id"),
+            not_null={"tenant", "environment", "anonymous_id", "user_id", "time", "position"},
+        )
+        links.create_index(
+            ["tenant", "environment", "user_id"], index_name=f"{tables['players_links']}_by_user"
+        )
+        actors = db.table(tables["players_actors"]).create(
+            {
+                **scope,
+                "actor_id": str,
+                "owner": str,
+                "event_count": int,
+                "first_seen": str,
+                "last_seen": str,
+                "login_count": int,
+                "last_login": str,
+            },
+            pk=("tenant", "environment", "actor_id"),
+            not_null={"tenant", "environment", "actor_id", "owner", "event_count", "login_count"},
+        )
+        actors.create_index(
+            ["tenant", "environment", "owner"], index_name=f"{tables['players_actors']}_by_owner"
+        )
+
+    def _statements(self, tables: Tables) -> _Statements:
+        key = tables["players"]
+        statements = self._cache.get(key)
+        if statements is None:
+            statements = self._cache[key] = _statements(tables)
+        return statements
+
+    def apply(
+        self, page: Sequence[RecordedEvent], conn: sqlite3.Connection, tables: Tables
+    ) -> None:
+        s = self._statements(tables)
+        fold = _Page()
+        for event in page:
+            fold.add(event)
+        if fold.traits:
+            conn.executemany(
+                s.upsert_trait,
+                [
+                    (t, e, u, name, value, unset, when, position)
+                    for (t, e, u, name), (when, position, unset, value) in sorted(
+                        fold.traits.items()
+                    )
+                ],
+            )
+        if fold.fields:
+            conn.executemany(
+                s.upsert_field,
+                [
+                    (t, e, u, name, value, when, position)
+                    for (t, e, u, name), (when, position, value) in sorted(fold.fields.items())
+                ],
+            )
+        recompute, linked_users = self._links(conn, s, fold)
+        owner_of = self._owners(conn, s, fold)
+        if fold.acts:
+            conn.executemany(
+                s.upsert_actor,
+                [
+                    (t, e, a, owner_of.get((t, e, a), a), *act[:5])
+                    for (t, e, a), act in sorted(fold.acts.items())
+                ],
+            )
+        deltas: dict[Key, list[Any]] = {}
+        for (t, e, a), act in fold.acts.items():
+            owner = (t, e, owner_of.get((t, e, a), a))
+            fold.touch(owner, act[5], act[6])
+            if owner in recompute:
+                continue
+            delta = deltas.get(owner)
+            if delta is None:
+                deltas[owner] = act[:5]
+                continue
+            delta[0] += act[0]
+            delta[1] = min(delta[1], act[1])
+            delta[2] = max(delta[2], act[2])
+            delta[3] += act[3]
+            if act[4] is not None and (delta[4] is None or act[4] > delta[4]):
+                delta[4] = act[4]
+        conn.executemany(
+            s.upsert_player,
+            [
+                (
+                    t,
+                    e,
+                    u,
+                    fold.profile.get((t, e, u), 0),
+                    *(deltas.get((t, e, u)) or (0, None, None, 0, None)),
+                    position,
+                    received,
+                )
+                for (t, e, u), (position, received) in sorted(fold.touched.items())
+            ],
+        )
+        if fold.profile:
+            self._set_profiles(conn, s, fold.profile)
+        if recompute:
+            self._set_activity(conn, s, recompute)
+        if linked_users:
+            self._set_anonymous_ids(conn, s, linked_users)
+        if recompute:
+            conn.executemany(s.delete_empty, list(recompute))
+
+    @staticmethod
+    def _links(conn: sqlite3.Connection, s: _Statements, fold: _Page) -> tuple[set[Key], set[Key]]:
+        """Apply the page's links; returns the players whose activity must be
+        recomputed (an actor moved between them) and those whose anonymous ids changed.
+
+        Links are taken one by one in log order (not reduced to the page's winner):
+        a link that moves an anonymous id touches the player it leaves, and which
+        player that is must not depend on where the page boundaries fall.
+        """
+        recompute: set[Key] = set()
+        linked_users: set[Key] = set()
+        state: dict[Key, tuple[str, str, int] | None] = {}  # anonymous id → (user, time, pos)
+        changed: dict[Key, tuple[str, str, int]] = {}
+        for key, when, position, user, received in fold.links:
+            t, e, anonymous = key
+            if key not in state:
+                row = conn.execute(s.get_link, key).fetchone()
+                state[key] = None if row is None else (row[0], row[1], row[2])
+            current = state[key]
+            if current is not None and (current[1], current[2]) >= (when, position):
+                continue
+            state[key] = changed[key] = (user, when, position)
+            linked_users.add((t, e, user))
+            previous_owner = anonymous if current is None else current[0]
+            if current is not None:
+                linked_users.add((t, e, current[0]))
+            if previous_owner != user:
+                recompute.update(((t, e, previous_owner), (t, e, user)))
+                fold.touch((t, e, previous_owner), position, received)
+        for key, (user, when, position) in changed.items():
+            conn.execute(s.upsert_link, (*key, user, when, position))
+            conn.execute(s.move_actor, (user, *key))
+        return recompute, linked_users
+
+    @staticmethod
+    def _owners(conn: sqlite3.Connection, s: _Statements, fold: _Page) -> dict[Key, str]:
+        owner_of: dict[Key, str] = {}
+        for (t, e), actors in _by_scope(fold.acts).items():
+            for anonymous, user in conn.execute(s.owners, (t, e, _json_list(actors))):
+                owner_of[(t, e, anonymous)] = user
+        return owner_of
+
+    @staticmethod
+    def _set_profiles(conn: sqlite3.Connection, s: _Statements, users: Iterable[Key]) -> None:
+        updates: list[tuple[Any, ...]] = []
+        for (t, e), ids in _by_scope(users).items():
+            ids_json = _json_list(ids)
+            traits: dict[str, list[str]] = {u: [] for u in ids}
+            for user, trait, value in conn.execute(s.traits_of, (t, e, ids_json)):
+                traits[user].append(f"{_encode(trait).decode()}:{value}")
+            fields: dict[str, dict[str, str]] = {u: {} for u in ids}
+            for user, field, value in conn.execute(s.fields_of, (t, e, ids_json)):
+                fields[user][field] = value
+            updates.extend(
+                ("{" + ",".join(traits[u]) + "}", *_field_columns(fields[u]), t, e, u) for u in ids
+            )
+        conn.executemany(s.set_profile, updates)
+
+    @staticmethod
+    def _set_activity(conn: sqlite3.Connection, s: _Statements, owners: Iterable[Key]) -> None:
+        updates: list[tuple[Any, ...]] = []
+        for (t, e), ids in _by_scope(owners).items():
+            found = {
+                row[0]: row[1:] for row in conn.execute(s.activity_of, (t, e, _json_list(ids)))
+            }
+            updates.extend((*found.get(u, (0, None, None, 0, None)), t, e, u) for u in ids)
+        conn.executemany(s.set_activity, updates)
+
+    @staticmethod
+    def _set_anonymous_ids(conn: sqlite3.Connection, s: _Statements, users: Iterable[Key]) -> None:
+        updates: list[tuple[Any, ...]] = []
+        for (t, e), ids in _by_scope(users).items():
+            linked: dict[str, list[str]] = {u: [] for u in ids}
+            for user, anonymous in conn.execute(s.links_of, (t, e, _json_list(ids))):
+                linked[user].append(anonymous)
+            updates.extend((_json_list(linked[u]), t, e, u) for u in ids)
+        conn.executemany(s.set_anonymous_ids, updates)
+
+
+# -- queries ------------------------------------------------------------------------------------
+
+
+class Player(msgspec.Struct, frozen=True, kw_only=True):
+    """A player as the read model holds it."""
+
+    tenant: str
+    environment: str
+    user_id: str
+    traits: dict[str, Any]
+    """The merged identify traits (unset ones absent)."""
+    username: str | None
+    registration_date: datetime | None
+    country: str | None
+    currency: str | None
+    gender: str | None
+    affiliate: str | None
+    operator: str | None
+    tags: list[str] | None
+    consent_email: bool | None
+    is_blocked: bool | None
+    anonymous_ids: list[str]
+    first_seen: datetime | None
+    last_seen: datetime | None
+    event_count: int
+    """Activity events counted for the player (its own and its anonymous ids')."""
+    last_login: datetime | None
+    login_count: int
+    position: int
+    """The highest log position of the events that touched this row."""
+    updated_at: datetime
+    """`received_at` of the event at `position`."""
+
+
+class PlayerPage(msgspec.Struct, frozen=True, kw_only=True):
+    items: list[Player]
+    next_cursor: str | None
+    """Pass it back as `cursor` for the next page; None only when nothing was ever listed."""
+    has_more: bool
+    """Whether the page was full (ask again at once) or the listing reached the end."""
+    position: int
+    """The projection's checkpoint: this listing reflects the log up to here."""
+
+
+class InvalidCursorError(ValueError):
+    """A cursor that `list_players` did not make."""
+
+
+_COLUMNS = (
+    "tenant, environment, user_id, traits, " + ", ".join(PLAYER_FIELDS) + ", anonymous_ids, "
+    "first_seen, last_seen, event_count, last_login, login_count, position, updated_at"
+)
+
+
+def _time_or_none(text: str | None) -> datetime | None:
+    return None if text is None else parse_time(text)
+
+
+def _player(row: Sequence[Any]) -> Player:
+    (
+        tenant,
+        environment,
+        user_id,
+        traits,
+        username,
+        registration_date,
+        country,
+        currency,
+        gender,
+        affiliate,
+        operator,
+        tags,
+        consent_email,
+        is_blocked,
+        anonymous_ids,
+        first_seen,
+        last_seen,
+        event_count,
+        last_login,
+        login_count,
+        position,
+        updated_at,
+    ) = row
+    return Player(
+        tenant=tenant,
+        environment=environment,
+        user_id=user_id,
+        traits=msgspec.json.decode(traits),
+        username=username,
+        registration_date=_time_or_none(registration_date),
+        country=country,
+        currency=currency,
+        gender=gender,
+        affiliate=affiliate,
+        operator=operator,
+        tags=None if tags is None else msgspec.json.decode(tags),
+        consent_email=None if consent_email is None else bool(consent_email),
+        is_blocked=None if is_blocked is None else bool(is_blocked),
+        anonymous_ids=msgspec.json.decode(anonymous_ids),
+        first_seen=_time_or_none(first_seen),
+        last_seen=_time_or_none(last_seen),
+        event_count=event_count,
+        last_login=_time_or_none(last_login),
+        login_count=login_count,
+        position=position,
+        updated_at=parse_time(updated_at),
+    )
+
+
+def _not_built(error: sqlite3.OperationalError) -> bool:
+    return str(error).startswith("no such table: players")
+
+
+def get_player(
+    conn: sqlite3.Connection, tenant: str, environment: str, user_id: str
+) -> Player | None:
+    """The player `user_id` of that tenant and environment, from the active build."""
+    try:
+        row = conn.execute(
+            f"SELECT {_COLUMNS} FROM players "  # noqa: S608
+            "WHERE tenant = ? AND environment = ? AND user_id = ?",
+            (tenant, environment, user_id),
+        ).fetchone()
+    except sqlite3.OperationalError as error:
+        if _not_built(error):
+            return None
+        raise
+    return None if row is None else _player(row)
+
+
+def _encode_cursor(position: int, user_id: str | None) -> str:
+    return base64.urlsafe_b64encode(_encode([position, user_id])).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[int, str | None]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        position, user_id = msgspec.json.decode(raw, type=tuple[int, str | None])
+    except (binascii.Error, ValueError, msgspec.DecodeError):
+        raise InvalidCursorError(f"invalid cursor {cursor!r}") from None
+    return position, user_id
+
+
+MAX_LIST_LIMIT: Final = 1000
+
+
+def list_players(
+    conn: sqlite3.Connection,
+    tenant: str,
+    environment: str,
+    *,
+    updated_since: datetime | None = None,
+    limit: int = 100,
+    cursor: str | None = None,
+) -> PlayerPage:
+    """Players changed after `cursor` (and, if given, received since `updated_since`),
+    oldest change first, in pages of `limit` (1 to 1000).
+
+    Order is by (position, user_id): a row that changes while a poller pages
+    gets a higher position and so comes again later; nothing is missed. A
+    poller asks with `updated_since` once, then keeps passing `next_cursor` (it
+    is returned even when the page is empty, pointing at the checkpoint).
+    """
+    if not 1 <= limit <= MAX_LIST_LIMIT:
+        raise ValueError(f"limit must be between 1 and {MAX_LIST_LIMIT}")
+    after_position, after_user = (0, None) if cursor is None else _decode_cursor(cursor)
+    since = None if updated_since is None else time_text(updated_since)
+    with read_transaction(conn):
+        checkpoint = active_position(conn, "players")
+        if checkpoint is None:
+            return PlayerPage(items=[], next_cursor=cursor, has_more=False, position=0)
+        clauses = ["tenant = ?", "environment = ?"]
+        params: list[Any] = [tenant, environment]
+        if since is not None:
+            first = conn.execute(
+                "SELECT min(position) FROM players "
+                "WHERE tenant = ? AND environment = ? AND updated_at >= ?",
+                (tenant, environment, since),
+            ).fetchone()[0]
+            if first is None:
+                return PlayerPage(
+                    items=[],
+                    next_cursor=_encode_cursor(max(checkpoint, after_position), None),
+                    has_more=False,
+                    position=checkpoint,
+                )
+            clauses.append("updated_at >= ?")
+            params.append(since)
+            if first - 1 > after_position:
+                after_position, after_user = first - 1, None
+        if after_user is None:
+            clauses.append("position > ?")
+            params.append(after_position)
+        else:
+            clauses.append("(position > ? OR (position = ? AND user_id > ?))")
+            params.extend((after_position, after_position, after_user))
+        rows = conn.execute(
+            f"SELECT {_COLUMNS} FROM players WHERE {' AND '.join(clauses)} "  # noqa: S608
+            "ORDER BY position, user_id LIMIT ?",
+            (*params, limit),
+        ).fetchall()
+    items = [_player(row) for row in rows]
+    has_more = len(items) == limit
+    if has_more:
+        next_cursor = _encode_cursor(items[-1].position, items[-1].user_id)
+    else:
+        next_cursor = _encode_cursor(max(checkpoint, after_position), None)
+    return PlayerPage(items=items, next_cursor=next_cursor, has_more=has_more, position=checkpoint)

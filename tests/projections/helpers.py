@@ -1,0 +1,304 @@
+"""Builders for the projections' tests: realistic envelopes, fresh builds, table dumps."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from eventstore import Envelope, EventLog, RecordedEvent
+from projections import PlayersProjection, ProjectionRunner, open_views
+
+T0 = datetime(2026, 5, 18, 14, 38, tzinfo=UTC)
+RECEIVED = datetime(2026, 5, 18, 21, 0, tzinfo=UTC)
+TENANT = "casino-a"
+ENV = "live"
+PLAYER_TABLES = PlayersProjection.tables
+
+
+def at(seconds: float) -> datetime:
+    return T0 + timedelta(seconds=seconds)
+
+
+def iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _envelope(
+    *,
+    source: str,
+    type_: str,
+    event_id: str,
+    subject: str,
+    when: datetime,
+    payload: bytes,
+    tenant: str,
+    environment: str,
+    received: datetime | None,
+) -> Envelope:
+    return Envelope(
+        tenant=tenant,
+        environment=environment,
+        source=source,
+        type=type_,
+        event_id=event_id,
+        subject=subject,
+        occurred_at=when,
+        received_at=received or RECEIVED,
+        client_id="sdk-test",
+        payload=payload,
+    )
+
+
+def identify(
+    user_id: str,
+    *,
+    when: datetime,
+    traits: dict[str, Any] | None = None,
+    unset: list[str] | None = None,
+    anonymous_id: str | None = None,
+    tenant: str = TENANT,
+    environment: str = ENV,
+    received: datetime | None = None,
+) -> Envelope:
+    """What ingest makes of `POST /v1/events/identify` (the whole body as payload)."""
+    body: dict[str, Any] = {"user_id": user_id, "timestamp": iso(when)}
+    if anonymous_id is not None:
+        body["anonymous_id"] = anonymous_id
+    if traits is not None:
+        body["traits"] = traits
+    if unset is not None:
+        body["unset_traits"] = unset
+    payload = json.dumps(body).encode()
+    return _envelope(
+        source="identify",
+        type_="identify",
+        event_id="identify-" + hashlib.sha256(payload).hexdigest()[:32],
+        subject=user_id,
+        when=when,
+        payload=payload,
+        tenant=tenant,
+        environment=environment,
+        received=received,
+    )
+
+
+def track(
+    user_id: str,
+    event_name: str,
+    *,
+    when: datetime,
+    event_id: str,
+    properties: dict[str, Any] | None = None,
+    tenant: str = TENANT,
+    environment: str = ENV,
+    received: datetime | None = None,
+) -> Envelope:
+    """One event of `POST /v1/events/track`, as ingest stores it."""
+    body = {
+        "user_id": user_id,
+        "session_id": "sess_abc12398",
+        "event_id": event_id,
+        "event_name": event_name,
+        "timestamp": iso(when),
+        "device_type": "mobile",
+        "platform": "android",
+        "brand_id": "brand_01",
+        "properties": properties
+        or {"bet_amount": 2, "currency": "EUR", "game_id": "gates_of_olympus"},
+    }
+    return _envelope(
+        source="track",
+        type_=event_name,
+        event_id=event_id,
+        subject=user_id,
+        when=when,
+        payload=json.dumps(body).encode(),
+        tenant=tenant,
+        environment=environment,
+        received=received,
+    )
+
+
+def unified(
+    event: str,
+    data: dict[str, Any],
+    *,
+    tenant: str = TENANT,
+    environment: str = ENV,
+    received: datetime | None = None,
+) -> Envelope:
+    """One item of `POST /api/v1/events`, as ingest stores it."""
+    return _envelope(
+        source="unified",
+        type_=event,
+        event_id=data["unique_id"],
+        subject=data["game_id"] if event == "game" else data["player_id"],
+        when=datetime.fromisoformat(data["timestamp"]),
+        payload=json.dumps({"event": event, "data": data}).encode(),
+        tenant=tenant,
+        environment=environment,
+        received=received,
+    )
+
+
+def player_item(player_id: str, *, when: datetime, unique_id: str, **fields: Any) -> Envelope:
+    return unified(
+        "player", {"unique_id": unique_id, "timestamp": iso(when), "player_id": player_id, **fields}
+    )
+
+
+def login_item(player_id: str, *, when: datetime, unique_id: str) -> Envelope:
+    return unified(
+        "login", {"unique_id": unique_id, "timestamp": iso(when), "player_id": player_id}
+    )
+
+
+def gameround_item(
+    player_id: str, *, when: datetime, unique_id: str, amount: float = 0.5, is_win: bool = False
+) -> Envelope:
+    return unified(
+        "gameround",
+        {
+            "unique_id": unique_id,
+            "timestamp": iso(when),
+            "player_id": player_id,
+            "game_id": "GD8",
+            "round_id": f"round-{unique_id}",
+            "amount": amount,
+            "currency": "EUR",
+            "is_win": is_win,
+            "is_bonus": False,
+        },
+    )
+
+
+def game_item(game_id: str, *, when: datetime, unique_id: str) -> Envelope:
+    return unified(
+        "game",
+        {"unique_id": unique_id, "timestamp": iso(when), "game_id": game_id, "name": "Gates"},
+    )
+
+
+def recorded(envelopes: Sequence[Envelope], start: int = 1) -> list[RecordedEvent]:
+    """The envelopes as the log would hand them back, at positions start, start + 1, …"""
+    return [
+        RecordedEvent(start + i, *(getattr(e, f) for f in Envelope.__struct_fields__))
+        for i, e in enumerate(envelopes)
+    ]
+
+
+def mixed_events(
+    count: int, *, players: int = 40, seed: int = 0, prefix: str = "e"
+) -> list[Envelope]:
+    """A realistic mix, mostly play: bets and wins, logins, identify calls (some linking
+    anonymous ids), unified player updates, rounds, deposits, a game now and then."""
+    import random  # noqa: PLC0415
+
+    rng = random.Random(seed)
+    out: list[Envelope] = []
+    for i in range(count):
+        user = f"ply_{rng.randrange(players)}"
+        when = at(rng.randrange(0, 86_400))
+        eid = f"{prefix}-{i}"
+        roll = rng.random()
+        if roll < 0.45:
+            out.append(
+                track(
+                    user, rng.choice(["bet_placed", "bet_won", "bet_lost"]), when=when, event_id=eid
+                )
+            )
+        elif roll < 0.55:
+            anon = f"anon_{rng.randrange(players * 2)}"
+            out.append(
+                track(anon, "page_viewed", when=when, event_id=eid, properties={"page": "/lobby"})
+            )
+        elif roll < 0.62:
+            out.append(
+                track(
+                    user,
+                    "login_success",
+                    when=when,
+                    event_id=eid,
+                    properties={"login_method": "email_password"},
+                )
+            )
+        elif roll < 0.72:
+            traits: dict[str, Any] = {
+                rng.choice(["vip_level", "kyc_status", "country", "language"]): rng.choice(
+                    ["gold", "approved", "MT", "en", None, 3]
+                )
+                for _ in range(rng.randrange(1, 4))
+            }
+            unset = [rng.choice(["vip_level", "anonymous_segment"])] if rng.random() < 0.2 else None
+            anon_id = f"anon_{rng.randrange(players * 2)}" if rng.random() < 0.3 else None
+            out.append(
+                identify(
+                    user,
+                    when=when,
+                    traits=traits,
+                    unset=unset,
+                    anonymous_id=anon_id,
+                    received=RECEIVED + timedelta(seconds=i),
+                )
+            )
+        elif roll < 0.8:
+            out.append(
+                player_item(
+                    user,
+                    when=when,
+                    unique_id=eid,
+                    country=rng.choice(["MT", "DE", None]),
+                    is_blocked=rng.random() < 0.1,
+                    tags=["vip"] if rng.random() < 0.5 else None,
+                )
+            )
+        elif roll < 0.9:
+            out.append(gameround_item(user, when=when, unique_id=eid, is_win=rng.random() < 0.4))
+        elif roll < 0.95:
+            out.append(login_item(user, when=when, unique_id=eid))
+        elif roll < 0.98:
+            out.append(
+                unified(
+                    "deposit",
+                    {
+                        "unique_id": eid,
+                        "timestamp": iso(when),
+                        "player_id": user,
+                        "amount": 100,
+                        "currency": "EUR",
+                        "method": "Credit Card",
+                    },
+                )
+            )
+        else:
+            out.append(game_item(f"game_{rng.randrange(5)}", when=when, unique_id=eid))
+    return out
+
+
+def table_rows(conn: sqlite3.Connection, table: str) -> list[tuple[Any, ...]]:
+    """Every row of a table or view, in a stable order."""
+    cursor = conn.execute(f'SELECT * FROM "{table}" ORDER BY 1, 2, 3, 4')
+    return cursor.fetchall()
+
+
+def dump(conn: sqlite3.Connection) -> dict[str, list[tuple[Any, ...]]]:
+    """All the players model's tables, through the views (the active build)."""
+    return {base: table_rows(conn, base) for base in PLAYER_TABLES}
+
+
+def fresh_build(
+    log: EventLog, views: Path, *, page_size: int = 1000
+) -> dict[str, list[tuple[Any, ...]]]:
+    """Build the players model from zero into a new file; returns its tables."""
+    with ProjectionRunner(log, [PlayersProjection()], views=views, page_size=page_size) as runner:
+        runner.catch_up()
+        return dump(runner.conn)
+
+
+def views_conn(path: Path) -> sqlite3.Connection:
+    return open_views(path)

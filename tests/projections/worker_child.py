@@ -1,0 +1,23 @@
+"""A projection worker run as a child process, for the SIGKILL test (killed at random)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+from eventstore import open_log
+from projections import PlayersProjection, ProjectionRunner
+
+
+def work(url: str, views: str, page_size: int, ready: str) -> None:
+    log = open_log(url)
+    runner = ProjectionRunner(log, [PlayersProjection()], views=views, page_size=page_size)
+    Path(ready).write_text("ready", encoding="utf-8")
+    while True:
+        if not runner.step():
+            time.sleep(0.005)
+
+
+if __name__ == "__main__":
+    work(sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4])
