@@ -95,28 +95,36 @@ def validate_envelopes(envelopes: Sequence[NewEvent]) -> None:
 
     Raises InvalidEnvelope naming the field and the index of the first bad envelope.
     """
-    # The hot path: one cheap expression per envelope; the slow path below only
-    # runs to name the field once something is wrong.
+    # The hot path: one cheap expression per envelope, no function calls (they
+    # cost about 1 us an envelope here); the slow path below only runs to name the
+    # field once something is wrong.
     try:
-        for envelope in envelopes:
+        for e in envelopes:
+            tenant, environment, event_id, type_ = e.tenant, e.environment, e.event_id, e.type
+            source, subject, client_id = e.source, e.subject, e.client_id
             if not (
-                type(envelope.payload) is bytes
-                and _text(envelope.tenant)
-                and _text(envelope.environment)
-                and _text(envelope.event_id)
-                and _text(envelope.type)
-                and envelope.tenant
-                and envelope.environment
-                and envelope.event_id
-                and envelope.type
-                and _text(envelope.source)
-                and _text(envelope.subject)
-                and (envelope.client_id is None or _text(envelope.client_id))
-                and isinstance(envelope.occurred_at, datetime)
-                and envelope.occurred_at.utcoffset() is not None
-                and isinstance(envelope.received_at, datetime)
-                and envelope.received_at.utcoffset() is not None
+                type(e.payload) is bytes
+                and type(tenant) is str
+                and type(environment) is str
+                and type(event_id) is str
+                and type(type_) is str
+                and type(source) is str
+                and type(subject) is str
+                and (client_id is None or type(client_id) is str)
+                and tenant
+                and environment
+                and event_id
+                and type_
+                and isinstance(e.occurred_at, datetime)
+                and e.occurred_at.tzinfo is not None
+                and isinstance(e.received_at, datetime)
+                and e.received_at.tzinfo is not None
             ):
+                break
+            # One scan of all the text for NUL, and for lone surrogates only when
+            # something is not ASCII.
+            text = f"{tenant}{environment}{event_id}{type_}{source}{subject}{client_id or ''}"
+            if "\x00" in text or not (text.isascii() or _text(text)):
                 break
         else:
             return
