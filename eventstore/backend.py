@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from typing import Any
 
 from eventstore.envelope import NewEvent, RecordedEvent
 from eventstore.idempotency import IdempotencyRecord
@@ -41,21 +40,6 @@ class LogBackend(ABC):
         one now stored for its key (an unexpired earlier record wins). Envelopes
         must already be validated. Either everything is committed or nothing is.
         """
-
-    def prepare(self, envelopes: Sequence[NewEvent]) -> Sequence[Any]:
-        """Per-envelope work that needs no transaction (hashing, encoding rows).
-
-        Called in the appending caller's thread, so it overlaps the writer's
-        commits; what it returns is handed to `write_prepared`. By default the
-        envelopes themselves.
-        """
-        return envelopes
-
-    def write_prepared(
-        self, prepared: Sequence[Any], records: Sequence[IdempotencyRecord] = ()
-    ) -> tuple[list[AppendResult], list[IdempotencyRecord]]:
-        """`write` for what `prepare` returned (items of several calls, concatenated)."""
-        return self.write(prepared, records)
 
     @abstractmethod
     def read(

@@ -55,7 +55,7 @@ class EventLog:
         self, envelopes: Sequence[NewEvent], records: Sequence[IdempotencyRecord] = ()
     ) -> Future[tuple[list[AppendResult], list[IdempotencyRecord]]]:
         validate_envelopes(envelopes)
-        return self._writer.submit(self.backend.prepare(envelopes), records)
+        return self._writer.submit(envelopes, records)
 
     async def append(self, envelopes: Sequence[NewEvent]) -> list[AppendResult]:
         """Append durably; one result per envelope, in order.

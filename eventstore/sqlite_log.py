@@ -316,7 +316,8 @@ class SQLiteLog(SQLiteRecorder, LogBackend):
 
     # -- writing -------------------------------------------------------------------
 
-    def prepare(self, envelopes: Sequence[NewEvent]) -> list[_Prepared]:
+    def _prepare(self, envelopes: Sequence[NewEvent]) -> list[_Prepared]:
+        """Hash keys, format timestamps and build row tuples, before taking the lock."""
         texts: dict[datetime, str] = {}  # a batch's timestamps often repeat
         prepared = []
         for e in envelopes:
@@ -356,13 +357,9 @@ class SQLiteLog(SQLiteRecorder, LogBackend):
         envelopes: Sequence[NewEvent],
         records: Sequence[IdempotencyRecord] = (),
     ) -> tuple[list[AppendResult], list[IdempotencyRecord]]:
-        return self.write_prepared(self.prepare(envelopes), records)
-
-    def write_prepared(
-        self,
-        prepared: Sequence[Any],
-        records: Sequence[IdempotencyRecord] = (),
-    ) -> tuple[list[AppendResult], list[IdempotencyRecord]]:
+        # Preparing in the callers' threads instead measured 10-15% slower: under
+        # the GIL it overlaps nothing, and it moved work onto the event loop.
+        prepared = self._prepare(envelopes)
         with self._immediate() as cursor:
             results = self._append(cursor, prepared) if prepared else []
             stored = [self._save_record(cursor, record) for record in records]

@@ -37,7 +37,7 @@ class _Request:
         envelopes: Sequence[Any],
         records: Sequence[IdempotencyRecord],
     ) -> None:
-        self.envelopes = envelopes  # as the backend prepared them
+        self.envelopes = envelopes
         self.records = records
         self.future: Future[tuple[list[AppendResult], list[IdempotencyRecord]]] = Future()
 
@@ -131,7 +131,7 @@ class GroupCommitWriter:
             envelopes.extend(request.envelopes)
             records.extend(request.records)
         try:
-            results, stored = self._backend.write_prepared(envelopes, records)
+            results, stored = self._backend.write(envelopes, records)
         except Exception as error:  # noqa: BLE001  (any failure goes to the callers)
             if len(group) > 1:
                 # Something in the group failed the shared transaction: write each
