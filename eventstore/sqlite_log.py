@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -177,11 +178,29 @@ class SQLiteLog(SQLiteRecorder, LogBackend):
             timeout=self._busy_timeout_s,
             cached_statements=256,
         )
-        conn.execute("PRAGMA journal_mode=WAL")
+        self._enter_wal(conn)
         conn.execute(f"PRAGMA synchronous={self.synchronous}")
         conn.execute(f"PRAGMA cache_size=-{self._cache_mib * 1024}")
         conn.execute("PRAGMA foreign_keys=OFF")
         return conn
+
+    def _enter_wal(self, conn: sqlite3.Connection) -> None:
+        """Switch to WAL, waiting like the busy timeout would.
+
+        Changing the journal mode needs the database to itself and SQLite answers
+        "database is locked" at once, without its busy handler, when several
+        processes open a new file together (seen in CI: four processes starting).
+        """
+        deadline = time.monotonic() + self._busy_timeout_s
+        while True:
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+            except sqlite3.OperationalError as error:
+                if "locked" not in str(error) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.005)
+            else:
+                return
 
     @contextmanager
     def _immediate(self) -> Iterator[sqlite3.Cursor]:
