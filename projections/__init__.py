@@ -6,7 +6,8 @@ Public surface:
   `async run()`; the read models live in their own SQLite file
   (`views_path_for(log_url)`, opened with `open_views`).
 * operating: `status`, `start_rebuild`, `cancel_rebuild`, `retry`, `skip`.
-* reading: `get_player`, `list_players`.
+* reading: `get_player`, `list_players`, `get_ledger`, `get_game`, `list_games`.
+* money: `movements_of` and `MOVEMENT_TABLE` (which event moves what), `Rates`.
 * writing a projection: the `Projection` protocol, `CannotApply`.
 
 Depends on `eventstore` only (see docs/projections.md).
@@ -15,16 +16,52 @@ Depends on `eventstore` only (see docs/projections.md).
 from __future__ import annotations
 
 from projections.database import open_views, read_transaction, views_path_for, write_transaction
+from projections.games import (
+    GAME_FIELDS,
+    PLAY_KINDS,
+    Game,
+    GamePage,
+    GamesProjection,
+    GameStats,
+    get_game,
+    list_games,
+)
+from projections.ledger import (
+    InvalidLedgerCursorError,
+    LedgerEntry,
+    LedgerPage,
+    LedgerProjection,
+    UnreadableEvent,
+    UnreadablePage,
+    get_ledger,
+    list_unreadable,
+)
+from projections.movements import (
+    EXACT,
+    MONEY_EVENTS,
+    MOVEMENT_KINDS,
+    MOVEMENT_TABLE,
+    Movement,
+    MovementRule,
+    UnreadableMoney,
+    movements_of,
+    read_movements,
+)
 from projections.players import (
     PLAYER_FIELDS,
+    Flow,
     InvalidCursorError,
+    MoneyTotals,
     Player,
+    PlayerMoney,
     PlayerPage,
     PlayersProjection,
+    Unconverted,
     get_player,
     list_players,
 )
 from projections.protocol import CannotApply, Projection, Tables, physical_name
+from projections.rates import NO_RATES, Rates, RatesFileError
 from projections.registry import (
     Build,
     ProjectionStateError,
@@ -41,11 +78,31 @@ from projections.status import Progress, ProjectionError, ProjectionStatus, stat
 
 __all__ = [
     "DEFAULT_PAGE_SIZE",
+    "EXACT",
+    "GAME_FIELDS",
+    "MONEY_EVENTS",
+    "MOVEMENT_KINDS",
+    "MOVEMENT_TABLE",
+    "NO_RATES",
     "PLAYER_FIELDS",
+    "PLAY_KINDS",
     "Build",
     "CannotApply",
+    "Flow",
+    "Game",
+    "GamePage",
+    "GameStats",
+    "GamesProjection",
     "InvalidCursorError",
+    "InvalidLedgerCursorError",
+    "LedgerEntry",
+    "LedgerPage",
+    "LedgerProjection",
+    "MoneyTotals",
+    "Movement",
+    "MovementRule",
     "Player",
+    "PlayerMoney",
     "PlayerPage",
     "PlayersProjection",
     "Progress",
@@ -54,15 +111,27 @@ __all__ = [
     "ProjectionRunner",
     "ProjectionStateError",
     "ProjectionStatus",
+    "Rates",
+    "RatesFileError",
     "Skip",
     "Tables",
+    "Unconverted",
+    "UnreadableEvent",
+    "UnreadableMoney",
+    "UnreadablePage",
     "active_position",
     "cancel_rebuild",
+    "get_game",
+    "get_ledger",
     "get_player",
+    "list_games",
     "list_players",
+    "list_unreadable",
     "load_builds",
+    "movements_of",
     "open_views",
     "physical_name",
+    "read_movements",
     "read_transaction",
     "retry",
     "skip",

@@ -26,6 +26,19 @@ out-of-order call gives the profile an in-order one would):
   (`login_success` track events and unified `login`). When a link arrives or
   moves, the players it concerns are recomputed from their actors, so the link
   may come before or after the activity.
+* **money**: every movement of the movement table (`projections.movements`:
+  which event counts as which deposit, withdrawal, bet, win, cashback, refund
+  or adjustment) is summed per actor, currency, kind and wallet in
+  `players_money` (count, exact total, first and last by event time, and the
+  EUR figures from `Rates.to_eur`: converted total, first and last, and the
+  count and total of movements left unconverted). Like activity, the rows
+  carry their `owner` and move with a link; `get_player` sums a player's rows
+  into `Player.money` on read (a handful of rows a player), so a link arriving
+  after the money needs no recomputation. Totals are exact decimal text, added
+  as `Decimal` in the `EXACT` context. A track money event whose money cannot
+  be read (free-form properties: amount missing, …) is no movement here
+  (`movements_of` gives none; the ledger lists it in `ledger_unreadable`) but
+  still counts as activity, as any track event does.
 * A row exists while the id has profile events of its own or activity counted
   for it: an anonymous id's own row disappears once it is linked.
 * `position` is the highest log position of the events that touched the row,
@@ -34,7 +47,7 @@ out-of-order call gives the profile an in-order one would):
 
 Tables (base names; each build has its own, e.g. `players_b2`, and the views by
 these names point at the active build): `players`, `players_traits`,
-`players_fields`, `players_links`, `players_actors`.
+`players_fields`, `players_links`, `players_actors`, `players_money`.
 """
 
 from __future__ import annotations
@@ -42,25 +55,32 @@ from __future__ import annotations
 import base64
 import binascii
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal, localcontext
 from typing import Any, Final
 
 import msgspec
 
 from eventstore import RecordedEvent
 from projections.database import read_transaction
+from projections.movements import EXACT, MONEY_EVENTS, Movement, movements_of
 from projections.protocol import CannotApply, Tables
+from projections.rates import NO_RATES, Rates
 from projections.registry import active_position
 from projections.timefmt import parse_time, time_text
 
 __all__ = [
     "PLAYER_FIELDS",
+    "Flow",
     "InvalidCursorError",
+    "MoneyTotals",
     "Player",
+    "PlayerMoney",
     "PlayerPage",
     "PlayersProjection",
+    "Unconverted",
     "get_player",
     "list_players",
 ]
@@ -89,6 +109,9 @@ _BOOL_FIELDS: Final = frozenset({"consent_email", "is_blocked"})
 
 Key = tuple[str, str, str]
 """(tenant, environment, id)."""
+MoneyKey = tuple[str, str, str, str, str, str]
+"""(tenant, environment, actor id, currency, kind, wallet): one `players_money` row."""
+EurOf = Callable[[Movement], Decimal | None]
 
 
 class _Identify(msgspec.Struct, gc=False):
@@ -133,9 +156,20 @@ def _field_json(name: str, raw: msgspec.Raw) -> str:
 class _Page:
     """One page reduced to what it changes, before any SQL."""
 
-    __slots__ = ("acts", "fields", "links", "profile", "times", "touched", "traits")
+    __slots__ = (
+        "acts",
+        "fields",
+        "links",
+        "money",
+        "profile",
+        "times",
+        "to_eur",
+        "touched",
+        "traits",
+    )
 
-    def __init__(self) -> None:
+    def __init__(self, to_eur: EurOf) -> None:
+        self.to_eur = to_eur
         self.times: dict[datetime, str] = {}
         # actor → [events, first_seen, last_seen, logins, last_login, position, received]
         self.acts: dict[Key, list[Any]] = {}
@@ -146,6 +180,9 @@ class _Page:
         self.fields: dict[tuple[str, str, str, str], tuple[str, int, str]] = {}
         # every link, in log order: (anonymous id, time, position, user, received_at)
         self.links: list[tuple[Key, str, int, str, str]] = []
+        # row → [count, total, first, last, unconverted count, unconverted total,
+        #        eur total, eur first, eur last]
+        self.money: dict[MoneyKey, list[Any]] = {}
 
     def text(self, moment: datetime) -> str:
         text = self.times.get(moment)
@@ -162,6 +199,8 @@ class _Page:
         source, type_ = event.source, event.type
         if source == "track" or (source == "unified" and type_ in UNIFIED_ACTIVITY):
             self._activity(event, (source, type_) in LOGINS)
+            if (source, type_) in MONEY_EVENTS:
+                self._money(event)
         elif source == "identify":
             self._identify(event)
         elif source == "unified" and type_ == "player":
@@ -191,6 +230,26 @@ class _Page:
                 act[4] = when
         act[5] = event.position
         act[6] = self.text(event.received_at)
+
+    def _money(self, event: RecordedEvent) -> None:
+        tenant, environment = event.tenant, event.environment
+        for movement in movements_of(event):
+            key = (
+                tenant,
+                environment,
+                movement.user_id,
+                movement.currency,
+                movement.kind,
+                movement.wallet,
+            )
+            when = self.text(movement.occurred_at)
+            eur = self.to_eur(movement)
+            add = _money_row(movement.amount, when, eur)
+            slot = self.money.get(key)
+            if slot is None:
+                self.money[key] = add
+            else:
+                _add_money(slot, add)
 
     def _profile_event(self, event: RecordedEvent) -> tuple[Key, str]:
         key = (event.tenant, event.environment, event.subject)
@@ -245,6 +304,34 @@ class _Page:
             raise CannotApply(f"unified player item: {error}") from None
 
 
+def _money_row(amount: Decimal, when: str, eur: Decimal | None) -> list[Any]:
+    """One movement as a `players_money` accumulator (see `_Page.money`)."""
+    if eur is None:
+        return [1, amount, when, when, 1, amount, Decimal(0), None, None]
+    return [1, amount, when, when, 0, Decimal(0), eur, when, when]
+
+
+def _earlier(a: str | None, b: str | None) -> str | None:
+    return b if a is None or (b is not None and b < a) else a
+
+
+def _later(a: str | None, b: str | None) -> str | None:
+    return b if a is None or (b is not None and b > a) else a
+
+
+def _add_money(into: list[Any], add: Sequence[Any]) -> None:
+    """Add one accumulator to another (inside `localcontext(EXACT)`)."""
+    into[0] += add[0]
+    into[1] += add[1]
+    into[2] = _earlier(into[2], add[2])
+    into[3] = _later(into[3], add[3])
+    into[4] += add[4]
+    into[5] += add[5]
+    into[6] += add[6]
+    into[7] = _earlier(into[7], add[7])
+    into[8] = _later(into[8], add[8])
+
+
 # -- SQL --------------------------------------------------------------------------------------
 
 
@@ -266,6 +353,9 @@ class _Statements:
     links_of: str
     set_anonymous_ids: str
     delete_empty: str
+    money_of_actors: str
+    upsert_money: str
+    move_money: str
 
 
 _LATER = "CASE WHEN excluded.{c} > {c} OR {c} IS NULL THEN excluded.{c} ELSE {c} END"
@@ -350,6 +440,17 @@ _SQL: Final = {
         "DELETE FROM {players} WHERE {scope} AND user_id = ? "
         "AND event_count = 0 AND profile_events = 0"
     ),
+    "money_of_actors": (
+        "SELECT actor_id, currency, kind, wallet, count, total, first, last, unconverted_count, "
+        "unconverted_total, eur_total, eur_first, eur_last FROM {players_money} "
+        "WHERE {scope} AND actor_id {in_json}"
+    ),
+    "upsert_money": (
+        "INSERT OR REPLACE INTO {players_money} (tenant, environment, actor_id, currency, kind, "
+        "wallet, owner, count, total, first, last, unconverted_count, unconverted_total, "
+        "eur_total, eur_first, eur_last) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+    ),
+    "move_money": "UPDATE {players_money} SET owner = ? WHERE {scope} AND actor_id = ?",
 }
 
 
@@ -396,10 +497,20 @@ class PlayersProjection:
     """The `players` projection (see the module's docstring for the rules)."""
 
     name = "players"
-    version = 1
-    tables = ("players", "players_traits", "players_fields", "players_links", "players_actors")
+    version = 3  # 2: money (players_money); 3: unreadable track money counts as none
+    tables = (
+        "players",
+        "players_traits",
+        "players_fields",
+        "players_links",
+        "players_actors",
+        "players_money",
+    )
 
-    def __init__(self) -> None:
+    def __init__(self, rates: Rates = NO_RATES) -> None:
+        """`rates` gives the EUR figures (default: no rates file, so only `amount_eur`
+        and EUR amounts convert); changing it needs a rebuild (docs/money.md)."""
+        self.rates = rates
         self._cache: dict[str, _Statements] = {}
 
     def create(self, db: Any, tables: Tables) -> None:
@@ -492,6 +603,45 @@ class PlayersProjection:
         actors.create_index(
             ["tenant", "environment", "owner"], index_name=f"{tables['players_actors']}_by_owner"
         )
+        money = db.table(tables["players_money"]).create(
+            {
+                **scope,
+                "actor_id": str,
+                "currency": str,
+                "kind": str,
+                "wallet": str,
+                "owner": str,
+                "count": int,
+                "total": str,
+                "first": str,
+                "last": str,
+                "unconverted_count": int,
+                "unconverted_total": str,
+                "eur_total": str,
+                "eur_first": str,
+                "eur_last": str,
+            },
+            pk=("tenant", "environment", "actor_id", "currency", "kind", "wallet"),
+            not_null={
+                "tenant",
+                "environment",
+                "actor_id",
+                "currency",
+                "kind",
+                "wallet",
+                "owner",
+                "count",
+                "total",
+                "first",
+                "last",
+                "unconverted_count",
+                "unconverted_total",
+                "eur_total",
+            },
+        )
+        money.create_index(
+            ["tenant", "environment", "owner"], index_name=f"{tables['players_money']}_by_owner"
+        )
 
     def _statements(self, tables: Tables) -> _Statements:
         key = tables["players"]
@@ -504,29 +654,15 @@ class PlayersProjection:
         self, page: Sequence[RecordedEvent], conn: sqlite3.Connection, tables: Tables
     ) -> None:
         s = self._statements(tables)
-        fold = _Page()
-        for event in page:
-            fold.add(event)
-        if fold.traits:
-            conn.executemany(
-                s.upsert_trait,
-                [
-                    (t, e, u, name, value, unset, when, position)
-                    for (t, e, u, name), (when, position, unset, value) in sorted(
-                        fold.traits.items()
-                    )
-                ],
-            )
-        if fold.fields:
-            conn.executemany(
-                s.upsert_field,
-                [
-                    (t, e, u, name, value, when, position)
-                    for (t, e, u, name), (when, position, value) in sorted(fold.fields.items())
-                ],
-            )
+        fold = _Page(self.rates.to_eur)
+        with localcontext(EXACT):
+            for event in page:
+                fold.add(event)
+        self._merge_profiles(conn, s, fold)
         recompute, linked_users = self._links(conn, s, fold)
         owner_of = self._owners(conn, s, fold)
+        if fold.money:
+            self._add_money(conn, s, fold.money, owner_of)
         if fold.acts:
             conn.executemany(
                 s.upsert_actor,
@@ -576,6 +712,27 @@ class PlayersProjection:
             conn.executemany(s.delete_empty, list(recompute))
 
     @staticmethod
+    def _merge_profiles(conn: sqlite3.Connection, s: _Statements, fold: _Page) -> None:
+        if fold.traits:
+            conn.executemany(
+                s.upsert_trait,
+                [
+                    (t, e, u, name, value, unset, when, position)
+                    for (t, e, u, name), (when, position, unset, value) in sorted(
+                        fold.traits.items()
+                    )
+                ],
+            )
+        if fold.fields:
+            conn.executemany(
+                s.upsert_field,
+                [
+                    (t, e, u, name, value, when, position)
+                    for (t, e, u, name), (when, position, value) in sorted(fold.fields.items())
+                ],
+            )
+
+    @staticmethod
     def _links(conn: sqlite3.Connection, s: _Statements, fold: _Page) -> tuple[set[Key], set[Key]]:
         """Apply the page's links; returns the players whose activity must be
         recomputed (an actor moved between them) and those whose anonymous ids changed.
@@ -607,7 +764,58 @@ class PlayersProjection:
         for key, (user, when, position) in changed.items():
             conn.execute(s.upsert_link, (*key, user, when, position))
             conn.execute(s.move_actor, (user, *key))
+            conn.execute(s.move_money, (user, *key))
         return recompute, linked_users
+
+    @staticmethod
+    def _add_money(
+        conn: sqlite3.Connection,
+        s: _Statements,
+        money: dict[MoneyKey, list[Any]],
+        owner_of: dict[Key, str],
+    ) -> None:
+        """Add the page's money to the stored rows: totals are decimal text, so the
+        sums are made here, exactly, rather than in SQL (which would use floats)."""
+        stored: dict[MoneyKey, Sequence[Any]] = {}
+        for (t, e), actors in _by_scope({key[:3] for key in money}).items():
+            for row in conn.execute(s.money_of_actors, (t, e, _json_list(sorted(actors)))):
+                count, total, first, last, u_count, u_total, eur, eur_first, eur_last = row[4:]
+                stored[(t, e, *row[:4])] = (
+                    count,
+                    Decimal(total),
+                    first,
+                    last,
+                    u_count,
+                    Decimal(u_total),
+                    Decimal(eur),
+                    eur_first,
+                    eur_last,
+                )
+        rows: list[tuple[Any, ...]] = []
+        with localcontext(EXACT):
+            for key, add in sorted(money.items()):
+                before = stored.get(key)
+                if before is not None:
+                    merged = list(before)
+                    _add_money(merged, add)
+                    add = merged  # noqa: PLW2901  (the row to write)
+                t, e, actor = key[:3]
+                rows.append(
+                    (
+                        *key,
+                        owner_of.get((t, e, actor), actor),
+                        add[0],
+                        str(add[1]),
+                        add[2],
+                        add[3],
+                        add[4],
+                        str(add[5]),
+                        str(add[6]),
+                        add[7],
+                        add[8],
+                    )
+                )
+        conn.executemany(s.upsert_money, rows)
 
     @staticmethod
     def _owners(conn: sqlite3.Connection, s: _Statements, fold: _Page) -> dict[Key, str]:
@@ -657,6 +865,56 @@ class PlayersProjection:
 # -- queries ------------------------------------------------------------------------------------
 
 
+class Flow(msgspec.Struct, frozen=True, kw_only=True):
+    """Movements of one kind: how many, their exact total, the first and last by event time."""
+
+    count: int
+    total: Decimal
+    """Exact; encoded in JSON as a string (`"0.30"`)."""
+    first: datetime | None
+    last: datetime | None
+
+
+class MoneyTotals(msgspec.Struct, frozen=True, kw_only=True):
+    """A player's money in one currency (or in EUR). Bets and wins are split by wallet:
+    `bets`, `wins` and `ggr` are cash; `bonus_*` the bonus wallet's."""
+
+    deposits: Flow
+    withdrawals: Flow
+    bets: Flow
+    wins: Flow
+    ggr: Decimal
+    """Gross gaming revenue, cash: bets minus wins (negative when the player is ahead)."""
+    bonus_bets: Flow
+    bonus_wins: Flow
+    bonus_ggr: Decimal
+    cashback: Flow
+    refunds: Flow
+    adjustment_credits: Flow
+    adjustment_debits: Flow
+
+
+class Unconverted(msgspec.Struct, frozen=True, kw_only=True):
+    """Movements of one currency that have no EUR figure (no `amount_eur`, no rate)."""
+
+    count: int
+    total: Decimal
+
+
+class PlayerMoney(msgspec.Struct, frozen=True, kw_only=True):
+    """Per currency code, in that currency; and everything that converts, in EUR.
+
+    `eur` is not `currencies["EUR"]`: it also holds the other currencies' movements
+    converted (`amount_eur` as sent, else the rates file), and leaves out the
+    `unconverted` ones, which are counted per currency instead of guessed.
+    """
+
+    currencies: dict[str, MoneyTotals]
+    eur: MoneyTotals
+    unconverted: dict[str, Unconverted]
+    """Per currency, only those with movements left unconverted."""
+
+
 class Player(msgspec.Struct, frozen=True, kw_only=True):
     """A player as the read model holds it."""
 
@@ -686,6 +944,8 @@ class Player(msgspec.Struct, frozen=True, kw_only=True):
     """The highest log position of the events that touched this row."""
     updated_at: datetime
     """`received_at` of the event at `position`."""
+    money: PlayerMoney
+    """Deposits, withdrawals, bets, wins, GGR, … of the player and its anonymous ids."""
 
 
 class PlayerPage(msgspec.Struct, frozen=True, kw_only=True):
@@ -712,7 +972,109 @@ def _time_or_none(text: str | None) -> datetime | None:
     return None if text is None else parse_time(text)
 
 
-def _player(row: Sequence[Any]) -> Player:
+#: (kind, wallet) → the `MoneyTotals` field it adds to; deposits and the like
+#: count whatever the wallet, bets and wins are split by it.
+_FLOW_OF: Final = {
+    ("deposit", "cash"): "deposits",
+    ("deposit", "bonus"): "deposits",
+    ("withdrawal", "cash"): "withdrawals",
+    ("withdrawal", "bonus"): "withdrawals",
+    ("bet", "cash"): "bets",
+    ("bet", "bonus"): "bonus_bets",
+    ("win", "cash"): "wins",
+    ("win", "bonus"): "bonus_wins",
+    ("cashback", "cash"): "cashback",
+    ("cashback", "bonus"): "cashback",
+    ("refund", "cash"): "refunds",
+    ("refund", "bonus"): "refunds",
+    ("adjustment_credit", "cash"): "adjustment_credits",
+    ("adjustment_credit", "bonus"): "adjustment_credits",
+    ("adjustment_debit", "cash"): "adjustment_debits",
+    ("adjustment_debit", "bonus"): "adjustment_debits",
+}
+_FLOWS: Final = tuple(dict.fromkeys(_FLOW_OF.values()))
+
+_MONEY_COLUMNS: Final = (
+    "owner, currency, kind, wallet, count, total, first, last, unconverted_count, "
+    "unconverted_total, eur_total, eur_first, eur_last"
+)
+
+_FlowSums = dict[str, list[Any]]  # flow name → [count, total, first, last]
+
+
+def _add_flow(sums: _FlowSums, flow: str, add: tuple[int, Decimal, Any, Any]) -> None:
+    """Add (count, total, first, last) to a flow (inside `localcontext(EXACT)`)."""
+    if not add[0]:
+        return
+    current = sums.get(flow)
+    if current is None:
+        sums[flow] = list(add)
+        return
+    current[0] += add[0]
+    current[1] += add[1]
+    current[2] = _earlier(current[2], add[2])
+    current[3] = _later(current[3], add[3])
+
+
+def _totals(sums: _FlowSums) -> MoneyTotals:
+    flows = {
+        name: Flow(
+            count=found[0],
+            total=found[1],
+            first=_time_or_none(found[2]),
+            last=_time_or_none(found[3]),
+        )
+        if (found := sums.get(name))
+        else Flow(count=0, total=Decimal(0), first=None, last=None)
+        for name in _FLOWS
+    }
+    return MoneyTotals(
+        **flows,
+        ggr=flows["bets"].total - flows["wins"].total,
+        bonus_ggr=flows["bonus_bets"].total - flows["bonus_wins"].total,
+    )
+
+
+def _money(rows: Iterable[Sequence[Any]]) -> PlayerMoney:
+    """One player's `players_money` rows (any order) summed into `PlayerMoney`."""
+    native: dict[str, _FlowSums] = {}
+    eur: _FlowSums = {}
+    unconverted: dict[str, list[Any]] = {}
+    with localcontext(EXACT):
+        for row in rows:
+            currency, kind, wallet, count, total, first, last = row[1:8]
+            u_count, u_total, eur_total, eur_first, eur_last = row[8:]
+            flow = _FLOW_OF[(kind, wallet)]
+            _add_flow(native.setdefault(currency, {}), flow, (count, Decimal(total), first, last))
+            _add_flow(eur, flow, (count - u_count, Decimal(eur_total), eur_first, eur_last))
+            if u_count:
+                slot = unconverted.setdefault(currency, [0, Decimal(0)])
+                slot[0] += u_count
+                slot[1] += Decimal(u_total)
+        return PlayerMoney(
+            currencies={code: _totals(native[code]) for code in sorted(native)},
+            eur=_totals(eur),
+            unconverted={
+                code: Unconverted(count=found[0], total=found[1])
+                for code, found in sorted(unconverted.items())
+            },
+        )
+
+
+def _money_of(
+    conn: sqlite3.Connection, tenant: str, environment: str, owners: list[str]
+) -> dict[str, PlayerMoney]:
+    rows: dict[str, list[Sequence[Any]]] = {owner: [] for owner in owners}
+    for row in conn.execute(
+        f"SELECT {_MONEY_COLUMNS} FROM players_money "  # noqa: S608
+        "WHERE tenant = ? AND environment = ? AND owner IN (SELECT value FROM json_each(?))",
+        (tenant, environment, _json_list(owners)),
+    ):
+        rows[row[0]].append(row)
+    return {owner: _money(found) for owner, found in rows.items()}
+
+
+def _player(row: Sequence[Any], money: PlayerMoney) -> Player:
     (
         tenant,
         environment,
@@ -760,6 +1122,7 @@ def _player(row: Sequence[Any]) -> Player:
         login_count=login_count,
         position=position,
         updated_at=parse_time(updated_at),
+        money=money,
     )
 
 
@@ -772,16 +1135,20 @@ def get_player(
 ) -> Player | None:
     """The player `user_id` of that tenant and environment, from the active build."""
     try:
-        row = conn.execute(
-            f"SELECT {_COLUMNS} FROM players "  # noqa: S608
-            "WHERE tenant = ? AND environment = ? AND user_id = ?",
-            (tenant, environment, user_id),
-        ).fetchone()
+        with read_transaction(conn):
+            row = conn.execute(
+                f"SELECT {_COLUMNS} FROM players "  # noqa: S608
+                "WHERE tenant = ? AND environment = ? AND user_id = ?",
+                (tenant, environment, user_id),
+            ).fetchone()
+            if row is None:
+                return None
+            money = _money_of(conn, tenant, environment, [user_id])[user_id]
     except sqlite3.OperationalError as error:
         if _not_built(error):
             return None
         raise
-    return None if row is None else _player(row)
+    return _player(row, money)
 
 
 def _encode_cursor(position: int, user_id: str | None) -> str:
@@ -855,7 +1222,8 @@ def list_players(
             "ORDER BY position, user_id LIMIT ?",
             (*params, limit),
         ).fetchall()
-    items = [_player(row) for row in rows]
+        money = _money_of(conn, tenant, environment, [row[2] for row in rows])
+    items = [_player(row, money[row[2]]) for row in rows]
     has_more = len(items) == limit
     if has_more:
         next_cursor = _encode_cursor(items[-1].position, items[-1].user_id)

@@ -7,13 +7,18 @@ import json
 import sqlite3
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
+
+import msgspec
 
 from eventstore import Envelope, EventLog, RecordedEvent
 from projections import PlayersProjection, ProjectionRunner, open_views
 
 T0 = datetime(2026, 5, 18, 14, 38, tzinfo=UTC)
+# Decimals as JSON numbers with their exact text (`Decimal("0.10")` → `0.10`), as senders do.
+_JSON = msgspec.json.Encoder(decimal_format="number")
 RECEIVED = datetime(2026, 5, 18, 21, 0, tzinfo=UTC)
 TENANT = "casino-a"
 ENV = "live"
@@ -87,6 +92,21 @@ def identify(
     )
 
 
+def default_properties(event_name: str) -> dict[str, Any]:
+    """Properties shaped like the spec's sample of `event_name` (money events carry
+    their own amount field: `win_amount` for `bet_won`, `amount` for deposits, …)."""
+    if event_name == "bet_won":
+        return {"win_amount": 18, "multiplier": 9, "currency": "EUR", "game_id": "gates_of_olympus"}
+    if event_name in ("bet_placed", "bet_lost"):
+        return {
+            "bet_amount": 2,
+            "currency": "EUR",
+            "wallet_type": "cash",
+            "game_id": "gates_of_olympus",
+        }
+    return {"amount": 100, "currency": "EUR"}
+
+
 def track(
     user_id: str,
     event_name: str,
@@ -108,8 +128,7 @@ def track(
         "device_type": "mobile",
         "platform": "android",
         "brand_id": "brand_01",
-        "properties": properties
-        or {"bet_amount": 2, "currency": "EUR", "game_id": "gates_of_olympus"},
+        "properties": properties or default_properties(event_name),
     }
     return _envelope(
         source="track",
@@ -117,7 +136,7 @@ def track(
         event_id=event_id,
         subject=user_id,
         when=when,
-        payload=json.dumps(body).encode(),
+        payload=_JSON.encode(body),
         tenant=tenant,
         environment=environment,
         received=received,
@@ -139,7 +158,7 @@ def unified(
         event_id=data["unique_id"],
         subject=data["game_id"] if event == "game" else data["player_id"],
         when=datetime.fromisoformat(data["timestamp"]),
-        payload=json.dumps({"event": event, "data": data}).encode(),
+        payload=_JSON.encode({"event": event, "data": data}),
         tenant=tenant,
         environment=environment,
         received=received,
@@ -159,7 +178,18 @@ def login_item(player_id: str, *, when: datetime, unique_id: str) -> Envelope:
 
 
 def gameround_item(
-    player_id: str, *, when: datetime, unique_id: str, amount: float = 0.5, is_win: bool = False
+    player_id: str,
+    *,
+    when: datetime,
+    unique_id: str,
+    amount: float | Decimal = 0.5,
+    is_win: bool = False,
+    currency: str = "EUR",
+    is_bonus: bool = False,
+    round_id: str | None = None,
+    game_id: str = "GD8",
+    tenant: str = TENANT,
+    environment: str = ENV,
 ) -> Envelope:
     return unified(
         "gameround",
@@ -167,13 +197,81 @@ def gameround_item(
             "unique_id": unique_id,
             "timestamp": iso(when),
             "player_id": player_id,
-            "game_id": "GD8",
-            "round_id": f"round-{unique_id}",
+            "game_id": game_id,
+            "round_id": round_id or f"round-{unique_id}",
             "amount": amount,
-            "currency": "EUR",
+            "currency": currency,
             "is_win": is_win,
-            "is_bonus": False,
+            "is_bonus": is_bonus,
         },
+        tenant=tenant,
+        environment=environment,
+    )
+
+
+def deposit_item(
+    player_id: str,
+    *,
+    when: datetime,
+    unique_id: str,
+    amount: float | Decimal = 100,
+    currency: str = "EUR",
+    amount_eur: float | Decimal | None = None,
+    tenant: str = TENANT,
+    environment: str = ENV,
+) -> Envelope:
+    data: dict[str, Any] = {
+        "unique_id": unique_id,
+        "timestamp": iso(when),
+        "player_id": player_id,
+        "amount": amount,
+        "currency": currency,
+        "method": "Credit Card",
+    }
+    if amount_eur is not None:
+        data["amount_eur"] = amount_eur
+    return unified("deposit", data, tenant=tenant, environment=environment)
+
+
+def withdraw_item(
+    player_id: str,
+    *,
+    when: datetime,
+    unique_id: str,
+    amount: float | Decimal = 50,
+    currency: str = "EUR",
+) -> Envelope:
+    return unified(
+        "withdraw",
+        {
+            "unique_id": unique_id,
+            "timestamp": iso(when),
+            "player_id": player_id,
+            "amount": amount,
+            "currency": currency,
+            "method": "Bank Transfer",
+        },
+    )
+
+
+def money_track(
+    user_id: str,
+    event_name: str,
+    amount: float | Decimal,
+    *,
+    when: datetime,
+    event_id: str,
+    currency: str = "EUR",
+    **properties: Any,
+) -> Envelope:
+    """A track money event with its amount under the field the spec names for it."""
+    field = {"bet_placed": "bet_amount", "bet_won": "win_amount"}.get(event_name, "amount")
+    return track(
+        user_id,
+        event_name,
+        when=when,
+        event_id=event_id,
+        properties={field: amount, "currency": currency, **properties},
     )
 
 
@@ -282,8 +380,9 @@ def mixed_events(
 
 def table_rows(conn: sqlite3.Connection, table: str) -> list[tuple[Any, ...]]:
     """Every row of a table or view, in a stable order."""
-    cursor = conn.execute(f'SELECT * FROM "{table}" ORDER BY 1, 2, 3, 4')
-    return cursor.fetchall()
+    columns = len(conn.execute(f'SELECT * FROM "{table}" LIMIT 0').description)
+    order = ", ".join(str(i) for i in range(1, columns + 1))
+    return conn.execute(f'SELECT * FROM "{table}" ORDER BY {order}').fetchall()
 
 
 def dump(conn: sqlite3.Connection) -> dict[str, list[tuple[Any, ...]]]:

@@ -18,9 +18,12 @@ from projections import (
 )
 from tests.projections.helpers import ENV, TENANT, dump, fresh_build, mixed_events
 
+V1 = PlayersProjection.version
+V2 = V1 + 1
+
 
 class PlayersV2(PlayersProjection):
-    version = 2
+    version = V2
 
 
 def physical_tables(runner: ProjectionRunner) -> set[str]:
@@ -60,22 +63,22 @@ def test_a_new_version_builds_beside_the_old_one_and_swaps(log: EventLog, views:
         runner.step()
         builds = load_builds(runner.conn, ["players"])
         assert [(b.build, b.version, b.active, b.state) for b in builds] == [
-            (1, 1, True, "live"),
-            (2, 2, False, "building"),
+            (1, V1, True, "live"),
+            (2, V2, False, "building"),
         ]
         assert dump(runner.conn) == v1  # reads still go to version 1
         statuses = runner.status()
-        assert [(s.version, s.state) for s in statuses] == [(1, "live"), (2, "rebuilding")]
+        assert [(s.version, s.state) for s in statuses] == [(V1, "live"), (V2, "rebuilding")]
         runner.catch_up()
         assert [(b.build, b.version, b.active) for b in load_builds(runner.conn, ["players"])] == [
-            (2, 2, True)
+            (2, V2, True)
         ]
         assert dump(runner.conn) == v1  # same rules, same rows
         assert physical_tables(runner) == {f"{base}_b2" for base in PlayersProjection.tables}
     # code older than the active build leaves it alone
     with ProjectionRunner(log, [PlayersProjection()], views=views) as runner:
         assert runner.catch_up() == 0
-        assert [(b.build, b.version) for b in load_builds(runner.conn, ["players"])] == [(2, 2)]
+        assert [(b.build, b.version) for b in load_builds(runner.conn, ["players"])] == [(2, V2)]
 
 
 def test_a_rebuild_can_be_cancelled(log: EventLog, views: Path) -> None:

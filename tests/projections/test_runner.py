@@ -255,7 +255,12 @@ def test_status_reports_position_head_lag_and_state(log: EventLog, views: Path) 
     ) as runner:
         runner.step()
         (state,) = status(runner.conn, log, ["players"], clock=lambda: clock_now[0] + 10)
-        assert (state.name, state.version, state.build, state.active) == ("players", 1, 1, True)
+        assert (state.name, state.version, state.build, state.active) == (
+            "players",
+            PlayersProjection.version,
+            1,
+            True,
+        )
         assert state.state == "rebuilding"
         assert (state.position, state.head, state.lag_events) == (100, 250, 150)
         assert state.lag_seconds > 0
