@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,17 +16,23 @@ from api.ingestion import IngestService
 from api.logs import configure_logging
 from api.metrics import Metrics
 from api.openapi import document_bodies
+from api.projections_service import ProjectionsService
 from api.ratelimit import TokenBuckets
 from api.replay import IdempotencyKeys
 from api.responses import EXCEPTION_HANDLERS
 from api.routes_admin import ADMIN_ROUTES
 from api.routes_ingest import identify_player, track_events, unified_events
 from api.routes_ops import OPS_ROUTES
+from api.routes_projections import PROJECTION_ROUTES, document_projection_routes
+from api.routes_read import READ_ROUTES, document_read_routes
 from api.services import Services
 from api.settings import Settings
 from api.tenants import TenantSettingsStore
 from api.tokens import TokenService
 from eventstore import EventLog, open_log
+from projections import Projection
+from projections.standard import projections_for
+from projections.worker import ProjectionWorker
 
 __all__ = ["create_app", "create_asgi"]
 
@@ -35,7 +41,9 @@ def build_services(
     settings: Settings,
     log: EventLog | None = None,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    projections: Callable[[], Sequence[Projection]] | None = None,
 ) -> Services:
+    views = settings.views_path()  # before opening anything: a PostgreSQL log needs it set
     log = log or open_log(
         settings.db_url,
         max_pending_events=settings.writer_max_pending_events,
@@ -56,6 +64,12 @@ def build_services(
         keys=IdempotencyKeys(log),
         metrics=metrics,
         limiter=limiter,
+        projections=ProjectionsService(
+            log,
+            views,
+            make_projections=projections or projections_for(settings.eur_rates),
+            wait_timeout=settings.min_position_timeout,
+        ),
     )
 
 
@@ -65,21 +79,46 @@ def create_app(
     services: Services | None = None,
 ) -> Litestar:
     """The Litestar app. Pass `services` to share them (tests, the CLI), or let the
-    app open the log from `settings.db_url` and close it on shutdown."""
+    app open the log from `settings.db_url` and close it on shutdown.
+
+    With `run_projections` on, the app drives the projections while it runs (or
+    stands by while another process does: `projections.worker`); the runner is
+    stopped, after the page under way, before the log closes.
+    """
     settings = settings or (services.settings if services else Settings.from_env())
     configure_logging(settings.log_level)
     owned = services is None
     services = services or build_services(settings)
+    worker = None
+    if settings.run_projections:
+        worker = ProjectionWorker(
+            services.log,
+            services.projections.make_projections(),
+            views=services.projections.views_path,
+            lock_poll=settings.runner_lock_poll,
+        )
 
-    def close_log() -> None:
+    async def start_projections() -> None:
+        if worker is not None:
+            await worker.start()
+
+    async def stop_projections() -> None:
+        if worker is not None:
+            await worker.stop()
+
+    def close_services() -> None:
         if owned:
-            services.log.close()
+            services.close()
 
     app = Litestar(
-        route_handlers=[track_events, identify_player, unified_events, *ADMIN_ROUTES, *OPS_ROUTES],
+        route_handlers=[
+            track_events, identify_player, unified_events, *ADMIN_ROUTES, *OPS_ROUTES,
+            *PROJECTION_ROUTES, *READ_ROUTES,
+        ],
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=settings.max_body_bytes,
-        on_shutdown=[close_log],
+        on_startup=[start_projections],
+        on_shutdown=[stop_projections, close_services],
         openapi_config=OpenAPIConfig(
             title="playerlog",
             version="0.1.0",
@@ -103,7 +142,10 @@ def create_app(
         debug=False,
     )
     app.state.services = services
+    app.state.projection_worker = worker
     document_bodies(app)
+    document_projection_routes(app)
+    document_read_routes(app)
     return app
 
 

@@ -11,6 +11,15 @@ from datetime import UTC, datetime
 
 import msgspec
 
+from api.cli_log import add_log_commands, run_log_command
+from api.cli_projections import (
+    RATES_HELP,
+    VIEWS_HELP,
+    add_projection_commands,
+    add_worker_command,
+    run_projection_command,
+    run_worker,
+)
 from api.tokens import ENVIRONMENTS, SCOPES, TokenError, TokenService, parse_duration
 from eventstore import open_log, resolve_db_url
 
@@ -28,12 +37,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser("serve", help="run the HTTP API", description=(
         "Run the HTTP API (uvicorn with uvloop and httptools). Every process opens the "
-        "same database; on SQLite they share one file."))
+        "same database; on SQLite they share one file. The projections run in-process: "
+        "exactly one process drives them (serve's or a worker's), the others stand by."))
     serve.add_argument("--db", help=DB_HELP)
+    serve.add_argument("--views", metavar="PATH", help=VIEWS_HELP)
+    serve.add_argument("--eur-rates", metavar="PATH", help=RATES_HELP)
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8001, help="port (default 8001)")
     serve.add_argument("--workers", type=int, default=1,
                        help="API processes (default 1)")
+    serve.add_argument("--no-projections", action="store_true",
+                       help="serve the API only; `playerlog worker` drives the projections "
+                       "($PLAYERLOG_PROJECTIONS=0)")
+    add_worker_command(commands)
+    add_projection_commands(commands)
+    add_log_commands(commands)
 
     tokens = commands.add_parser("tokens", help="create, list and revoke API tokens",
                                  description="Work on API tokens directly in the database.")
@@ -67,6 +85,12 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn  # noqa: PLC0415  (only the server needs it)
 
     os.environ["PLAYERLOG_DB"] = resolve_db_url(args.db)
+    if args.views:
+        os.environ["PLAYERLOG_VIEWS"] = args.views
+    if args.eur_rates:
+        os.environ["PLAYERLOG_EUR_RATES"] = args.eur_rates
+    if args.no_projections:
+        os.environ["PLAYERLOG_PROJECTIONS"] = "0"
     uvicorn.run(
         "api.server:app",
         factory=True,
@@ -138,6 +162,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "serve":
         return _serve(args)
+    if args.command == "worker":
+        return run_worker(args)
+    if args.command == "projections":
+        return run_projection_command(args)
+    if args.command == "log":
+        return run_log_command(args)
     return _tokens(args)
 
 

@@ -25,6 +25,7 @@ from litestar.openapi.spec import (
     OpenAPIType,
     Operation,
     Parameter,
+    PathItem,
     Reference,
     RequestBody,
     Schema,
@@ -40,12 +41,10 @@ from api.tokens import TokenInfo
 from ingest import ErrorDetail, IdentifyRequest, TrackRequest, UnifiedRequest
 from ingest.money import PositiveAmount
 
-__all__ = ["document_bodies"]
+__all__ = ["document_bodies", "json_answer", "register_schemas"]
 
 _REF = "#/components/schemas/{name}"
-_ALIASES = {
-    f.metadata.get("alias", f.name): f.name for f in dataclasses.fields(Schema)
-}
+_ALIASES = {f.metadata.get("alias", f.name): f.name for f in dataclasses.fields(Schema)}
 
 
 class ValidationErrorBody(msgspec.Struct):
@@ -206,28 +205,39 @@ _SUCCESS_HEADERS: dict[str, OpenAPIHeader | Reference] = {
 # (path, method): (request body or None, success answers, error statuses)
 _ADMIN: dict[tuple[str, str], tuple[str | None, dict[str, OpenAPIResponse], tuple[int, ...]]] = {
     ("/v1/admin/tokens", "get"): (
-        None, {"200": _answer("This tenant's tokens, never their secrets", "TokenList")},
+        None,
+        {"200": _answer("This tenant's tokens, never their secrets", "TokenList")},
         (401, 403),
     ),
     ("/v1/admin/tokens", "post"): (
-        "NewToken", {"201": _answer("The new token and its secret", "CreatedToken")},
+        "NewToken",
+        {"201": _answer("The new token and its secret", "CreatedToken")},
         (401, 403),
     ),
     ("/v1/admin/tokens/{token_id}", "delete"): (
-        None, {"200": _answer("The revoked token", "TokenInfo")}, (401, 403, 404),
+        None,
+        {"200": _answer("The revoked token", "TokenInfo")},
+        (401, 403, 404),
     ),
     ("/v1/admin/settings", "get"): (
-        None, {"200": _answer("This tenant's settings", "TenantSettings")}, (401, 403),
+        None,
+        {"200": _answer("This tenant's settings", "TenantSettings")},
+        (401, 403),
     ),
     ("/v1/admin/settings", "put"): (
-        "TenantSettings", {"200": _answer("The settings now in force", "TenantSettings")},
+        "TenantSettings",
+        {"200": _answer("The settings now in force", "TenantSettings")},
         (401, 403),
     ),
     ("/v1/admin/conflicts", "get"): (
-        None, {"200": _answer("Dropped unified items, by tenant", "ConflictList")}, (401, 403),
+        None,
+        {"200": _answer("Dropped unified items, by tenant", "ConflictList")},
+        (401, 403),
     ),
     ("/v1/admin/catalogue/findings", "get"): (
-        None, {"200": _answer("Latest catalogue findings", "FindingList")}, (401, 403),
+        None,
+        {"200": _answer("Latest catalogue findings", "FindingList")},
+        (401, 403),
     ),
 }
 _OPS: dict[str, dict[str, OpenAPIResponse]] = {
@@ -245,12 +255,51 @@ _OPS: dict[str, dict[str, OpenAPIResponse]] = {
 }
 
 
+def register_schemas(app: Litestar, structs: list[Any]) -> dict[str, PathItem]:
+    """Add the JSON Schemas of `structs` to the document's components; returns its
+    paths, for the caller to set its operations' responses."""
+    openapi = app.plugins.get(OpenAPIPlugin).provide_openapi()
+    _, components = msgspec.json.schema_components(
+        structs, ref_template=_REF, schema_hook=_schema_hook
+    )
+    schemas = openapi.components.schemas or {}
+    for name, schema in components.items():
+        converted = _convert(schema)
+        if name in schemas and schemas[name] != converted:
+            raise ValueError(f"two different schemas are named {name!r} in the OpenAPI document")
+        schemas[name] = converted
+    openapi.components.schemas = schemas
+    return openapi.paths or {}
+
+
+def json_answer(description: str, name: str | None = None) -> OpenAPIResponse:
+    """A documented response whose body is the component schema `name`."""
+    return _answer(description, name)
+
+
 def document_bodies(app: Litestar) -> None:
     openapi = app.plugins.get(OpenAPIPlugin).provide_openapi()
     _, components = msgspec.json.schema_components(
-        [TrackRequest, IdentifyRequest, UnifiedRequest, TrackResponse, IdentifyResponse,
-         ValidationErrorBody, ErrorBody, NotStoredBody, NewToken, CreatedToken, TokenInfo,
-         TokenList, TenantSettings, ConflictList, FindingList, Health, Readiness, NotReady],
+        [
+            TrackRequest,
+            IdentifyRequest,
+            UnifiedRequest,
+            TrackResponse,
+            IdentifyResponse,
+            ValidationErrorBody,
+            ErrorBody,
+            NotStoredBody,
+            NewToken,
+            CreatedToken,
+            TokenInfo,
+            TokenList,
+            TenantSettings,
+            ConflictList,
+            FindingList,
+            Health,
+            Readiness,
+            NotReady,
+        ],
         ref_template=_REF,
         schema_hook=_schema_hook,
     )
@@ -260,21 +309,34 @@ def document_bodies(app: Litestar) -> None:
     bodies = {
         "/v1/events/track": (
             "TrackRequest",
-            {"202": OpenAPIResponse(description="Accepted; check accepted/rejected",
-                                    content=_json("TrackResponse"), headers=_SUCCESS_HEADERS)},
+            {
+                "202": OpenAPIResponse(
+                    description="Accepted; check accepted/rejected",
+                    content=_json("TrackResponse"),
+                    headers=_SUCCESS_HEADERS,
+                )
+            },
         ),
         "/v1/events/identify": (
             "IdentifyRequest",
-            {"202": OpenAPIResponse(description="Profile update accepted",
-                                    content=_json("IdentifyResponse"),
-                                    headers=_SUCCESS_HEADERS)},
+            {
+                "202": OpenAPIResponse(
+                    description="Profile update accepted",
+                    content=_json("IdentifyResponse"),
+                    headers=_SUCCESS_HEADERS,
+                )
+            },
         ),
         "/api/v1/events": (
             "UnifiedRequest",
-            {"204": OpenAPIResponse(description="Batch accepted (empty body)",
-                                    headers=_SUCCESS_HEADERS),
-             "510": OpenAPIResponse(description="Some events could not be stored",
-                                    content=_json("NotStoredBody"))},
+            {
+                "204": OpenAPIResponse(
+                    description="Batch accepted (empty body)", headers=_SUCCESS_HEADERS
+                ),
+                "510": OpenAPIResponse(
+                    description="Some events could not be stored", content=_json("NotStoredBody")
+                ),
+            },
         ),
     }
     paths = openapi.paths or {}

@@ -9,6 +9,7 @@ import msgspec
 
 from api.ingestion import IngestService
 from api.metrics import Metrics
+from api.projections_service import ProjectionsService
 from api.ratelimit import TokenBuckets
 from api.replay import IdempotencyKeys
 from api.settings import Settings
@@ -38,5 +39,13 @@ class Services:
     keys: IdempotencyKeys
     metrics: Metrics
     limiter: TokenBuckets | None
+    projections: ProjectionsService
     findings: deque[CatalogueFinding] = field(default_factory=lambda: deque(maxlen=1000))
     """The latest catalogue findings (warn mode) in this process, for operators."""
+
+    def close(self) -> None:
+        """Close the read-model connections, then the log."""
+        try:
+            self.projections.close()
+        finally:
+            self.log.close()

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Literal
 
 import msgspec
 
 from eventstore import DEFAULT_IDEMPOTENCY_TTL, resolve_db_url
+from projections import views_path_for
 
 __all__ = ["Settings"]
 
@@ -31,6 +33,27 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     default_catalogue_mode: CatalogueMode = "warn"
     log_level: str = "INFO"
     access_log: bool = True
+    views: str | None = None
+    """The read-model SQLite file; None: beside a SQLite log (`x/playerlog.views.db`)."""
+    eur_rates: str | None = None
+    """A CSV file of dated EUR rates (docs/money.md); None: only EUR amounts and
+    events carrying `amount_eur` convert, the rest are reported as unconverted."""
+    run_projections: bool = True
+    """Drive the projections in this process (one process at a time drives them;
+    the others stand by). False: an API-only process (`serve --no-projections`)."""
+    runner_lock_poll: float = 1.0
+    """Seconds between a standby's tries for the runner lock (the longest takeover)."""
+    min_position_timeout: float = 5.0
+    """How long a read with `?min_position=N` waits for the projection to reach N."""
+
+    def views_path(self) -> Path:
+        """The read-model file: `views` if set, else derived from a SQLite `db_url`."""
+        if self.views:
+            return Path(self.views)
+        try:
+            return views_path_for(self.db_url)
+        except ValueError as problem:
+            raise ValueError(f"PLAYERLOG_VIEWS (--views) is needed: {problem}") from None
 
     @classmethod
     def from_env(cls, db: str | None = None, **overrides: object) -> Settings:
@@ -43,15 +66,28 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             "PLAYERLOG_RATE_LIMIT": ("rate_limit_per_second", float),
             "PLAYERLOG_RATE_LIMIT_BURST": ("rate_limit_burst", float),
             "PLAYERLOG_WRITER_MAX_PENDING": ("writer_max_pending_events", int),
+            "PLAYERLOG_RUNNER_LOCK_POLL": ("runner_lock_poll", float),
+            "PLAYERLOG_MIN_POSITION_TIMEOUT": ("min_position_timeout", float),
         }
         for name, (field, kind) in numeric.items():
             if name in env:
-                values[field] = kind(env[name])
+                try:
+                    values[field] = kind(env[name])
+                except ValueError:
+                    raise ValueError(
+                        f"{name}={env[name]!r}: expected a {'whole ' if kind is int else ''}number"
+                    ) from None
         if "PLAYERLOG_CATALOGUE_MODE" in env:
             values["default_catalogue_mode"] = env["PLAYERLOG_CATALOGUE_MODE"]
         if "PLAYERLOG_LOG_LEVEL" in env:
             values["log_level"] = env["PLAYERLOG_LOG_LEVEL"]
         if env.get("PLAYERLOG_ACCESS_LOG", "1") in ("0", "false", "no"):
             values["access_log"] = False
+        if env.get("PLAYERLOG_VIEWS"):
+            values["views"] = env["PLAYERLOG_VIEWS"]
+        if env.get("PLAYERLOG_EUR_RATES"):
+            values["eur_rates"] = env["PLAYERLOG_EUR_RATES"]
+        if env.get("PLAYERLOG_PROJECTIONS", "1") in ("0", "false", "no"):
+            values["run_projections"] = False
         values.update({k: v for k, v in overrides.items() if v is not None})
         return msgspec.convert(values, cls)

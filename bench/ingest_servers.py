@@ -191,8 +191,10 @@ def _start(
 
 def start_playerlog(db_url: str, workers: int, *, access_log: bool, workdir: Path) -> Server:
     port = free_port()
+    # --no-projections: the figure is ingestion's; read models are measured by
+    # bench/projections (run `playerlog worker` beside it to see them share the cores).
     command = [str(VENV_BIN / "playerlog"), "serve", "--db", db_url, "--port", str(port),
-               "--workers", str(workers)]  # fmt: skip
+               "--workers", str(workers), "--no-projections"]  # fmt: skip
     env = {"PLAYERLOG_ACCESS_LOG": "1" if access_log else "0"}
     return _start("playerlog", command, env, workdir, port)
 

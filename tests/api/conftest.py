@@ -28,7 +28,7 @@ def settings(tmp_path: Path) -> Settings:
 def services(settings: Settings) -> Iterator[Services]:
     built = build_services(settings)
     yield built
-    built.log.close()
+    built.close()
 
 
 @pytest.fixture

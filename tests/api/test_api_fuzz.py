@@ -127,7 +127,7 @@ def fuzzed(tmp_path: Path) -> Iterator[tuple[Services, TestClient[Any]]]:
     services = build_services(settings_)
     with TestClient(create_asgi(services=services)) as client:
         yield services, client
-    services.log.close()
+    services.close()
 
 
 def _check(response: Any) -> None:

@@ -108,7 +108,7 @@ def test_body_over_the_limit_is_413_with_a_json_error(tmp_path: Path) -> None:
             content=b" " * 2000,
             headers={"Authorization": f"Bearer {secret}", "Content-Type": "application/json"},
         )
-    services.log.close()
+    services.close()
     assert response.status_code == 413
     assert response.json()["code"] == "payload_too_large"
 
@@ -131,7 +131,7 @@ def test_rate_limit_per_token_is_429_with_retry_after(tmp_path: Path) -> None:
             content=TRACK,
             headers={"Authorization": f"Bearer {other}", "Content-Type": "application/json"},
         )
-    services.log.close()
+    services.close()
     assert [r.status_code for r in statuses] == [202, 202, 429]
     assert int(statuses[2].headers["retry-after"]) >= 1
     assert other_token.status_code == 202

@@ -33,8 +33,18 @@ from api.app import build_services, create_asgi
 from api.settings import Settings
 
 MAX_EXAMPLES = int(os.environ.get("PLAYERLOG_SCHEMATHESIS_EXAMPLES", "30"))
+
+
+def no_server_error_but_a_documented_wait(ctx: Any, response: Any, case: Any) -> bool | None:
+    """Like `not_a_server_error`, except the read API's documented 503: a generated
+    `min_position` beyond the head is not reached within the (here tiny) wait."""
+    if response.status_code == 503 and response.json().get("code") == "projection_behind":
+        return True
+    return not_a_server_error(ctx, response, case)
+
+
 CHECKS = [
-    not_a_server_error,
+    no_server_error_but_a_documented_wait,
     status_code_conformance,
     content_type_conformance,
     response_headers_conformance,
@@ -45,13 +55,17 @@ CHECKS = [
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[Any, str]]:
     services = build_services(
-        Settings(db_url=f"sqlite:///{tmp_path / 'schema.db'}", access_log=False)
+        Settings(
+            db_url=f"sqlite:///{tmp_path / 'schema.db'}",
+            access_log=False,
+            min_position_timeout=0.01,
+        )
     )
     _, secret = services.tokens.create(
         tenant="t", environment="live", scopes=["events:write", "admin", "projections:read"]
     )
     yield create_asgi(services=services), secret
-    services.log.close()
+    services.close()
 
 
 def test_generated_requests_get_no_server_error_and_only_documented_answers(
@@ -60,7 +74,7 @@ def test_generated_requests_get_no_server_error_and_only_documented_answers(
     app, secret = served
     schema = schemathesis.openapi.from_asgi("/schema/openapi.json", app)
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) == 13
+    assert len(operations) == 21
     failures: list[str] = []
     for operation in operations:
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):

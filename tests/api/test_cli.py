@@ -226,8 +226,10 @@ PARSERS = list(_parsers(build_parser()))
 
 def test_the_command_tree_is_the_documented_one() -> None:
     assert [path for path, _, _ in PARSERS] == [
-        (), ("serve",), ("tokens",), ("tokens", "create"), ("tokens", "list"),
-        ("tokens", "revoke"),
+        (), ("serve",), ("worker",), ("projections",), ("projections", "status"),
+        ("projections", "rebuild"), ("projections", "retry"), ("projections", "skip"),
+        ("projections", "cancel"), ("log",), ("log", "export"), ("log", "import"),
+        ("tokens",), ("tokens", "create"), ("tokens", "list"), ("tokens", "revoke"),
     ]
 
 

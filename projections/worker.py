@@ -1,0 +1,346 @@
+"""Which process drives the projections, and the loops it runs.
+
+Several processes may open one read-model database: `playerlog serve --workers
+N`, a `playerlog worker`, an operator's `playerlog projections rebuild`. Two
+runners on one database are never wrong (each page checks its checkpoint), but
+they waste work and queue on SQLite's one write lock, so exactly one drives: the
+process holding an exclusive `flock` on the lock file beside the views
+(`playerlog.views.db` → `playerlog.views.db.lock`). The others stand by and try
+the lock every `lock_poll` seconds. The kernel drops a dead process's lock
+(SIGKILL included), so a standby takes over within that interval; the
+checkpoint, written in the same transaction as each page, makes the new driver
+start exactly where the old one stopped.
+
+The lock file names its holder (pid, host, since when) for `playerlog
+projections status`; the lock itself, not the text, is what counts.
+
+* `ProjectionWorker`: the loop of `playerlog serve` (in-process, `start`/`stop`
+  around the API's lifetime) and of `playerlog worker` (`run(stop)`).
+* `follow_rebuilds`: what `playerlog projections rebuild` does after starting a
+  rebuild: drive it here when no other process drives, else watch it, until it
+  swaps in, stops on an error, or is cancelled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TypeVar
+
+import msgspec
+
+from eventstore import EventLog
+from projections.database import open_views
+from projections.protocol import Projection
+from projections.registry import BUILDING, LIVE, Build, load_build
+from projections.runner import DEFAULT_PAGE_SIZE, DEFAULT_POLL_INTERVAL, ProjectionRunner
+from projections.status import ProjectionStatus, status
+
+__all__ = [
+    "DEFAULT_LOCK_POLL",
+    "ProjectionWorker",
+    "RunnerHolder",
+    "RunnerLock",
+    "follow_rebuilds",
+    "lock_path_for",
+    "runner_holder",
+]
+
+DEFAULT_LOCK_POLL = 1.0
+"""Seconds between a standby's tries for the runner lock: the longest takeover."""
+
+logger = logging.getLogger("playerlog.projections")
+
+_T = TypeVar("_T")
+
+
+class RunnerHolder(msgspec.Struct, frozen=True, kw_only=True):
+    """The process that drives the projections (from the lock file)."""
+
+    pid: int | None
+    host: str | None
+    since: str | None
+    """When it took the lock (ISO 8601, UTC)."""
+
+
+def lock_path_for(views: str | Path) -> Path:
+    views = Path(views)
+    return views.with_name(views.name + ".lock")
+
+
+class RunnerLock:
+    """The exclusive, non-blocking runner lock of one read-model database.
+
+    `flock` locks belong to an open file description, so two `RunnerLock`s in one
+    process exclude each other just as two processes do.
+    """
+
+    def __init__(self, views: str | Path) -> None:
+        self.path = lock_path_for(views)
+        self._fd: int | None = None
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    def acquire(self) -> bool:
+        """Take the lock if nobody holds it; never waits. True if this object holds it."""
+        if self._fd is not None:
+            return True
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        except BaseException:
+            os.close(fd)
+            raise
+        holder = RunnerHolder(
+            pid=os.getpid(), host=socket.gethostname(), since=datetime.now(UTC).isoformat()
+        )
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, msgspec.json.encode(holder) + b"\n", 0)
+        self._fd = fd
+        return True
+
+    def release(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is None:
+            return
+        try:
+            os.ftruncate(fd, 0)  # still ours here: nobody reads a stale holder afterwards
+        finally:
+            os.close(fd)  # closing drops the flock
+
+
+def runner_holder(views: str | Path) -> RunnerHolder | None:
+    """Who drives the projections of `views` now (None: nobody).
+
+    Probes with a shared lock; a standby trying the exclusive lock at that very
+    instant fails once and takes it at its next try.
+    """
+    try:
+        fd = os.open(lock_path_for(views), os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            text = os.pread(fd, 4096, 0)
+            try:
+                return msgspec.json.decode(text, type=RunnerHolder)
+            except msgspec.DecodeError:  # taken a moment ago, not written yet
+                return RunnerHolder(pid=None, host=None, since=None)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
+class ProjectionWorker:
+    """Drives the projections in this process while it holds the runner lock.
+
+    Stands by (trying the lock every `lock_poll` seconds) while another process
+    drives. All database work runs in threads: the event loop (the API's, under
+    `playerlog serve`) stays free.
+    """
+
+    def __init__(
+        self,
+        log: EventLog,
+        projections: Sequence[Projection],
+        *,
+        views: str | Path,
+        lock_poll: float = DEFAULT_LOCK_POLL,
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
+        page_size: int = DEFAULT_PAGE_SIZE,
+    ) -> None:
+        if lock_poll <= 0:
+            raise ValueError("lock_poll must be positive (seconds between tries for the lock)")
+        self.log = log
+        self.projections = list(projections)
+        self.views = Path(views)
+        self.lock_poll = lock_poll
+        self.poll_interval = poll_interval
+        self.page_size = page_size
+        self._lock = RunnerLock(self.views)
+        self._runner: ProjectionRunner | None = None
+        self._standing_by = False
+        self._stop: asyncio.Event | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def active(self) -> bool:
+        """Whether this process drives the projections now."""
+        return self._runner is not None
+
+    async def run(self, stop: asyncio.Event, *, tried: asyncio.Event | None = None) -> None:
+        """Stand by or drive until `stop` is set; `tried` is set after the first try
+        for the lock."""
+        while not stop.is_set():
+            runner = await _finish_in_thread(self._take_over)
+            if tried is not None:
+                tried.set()
+            if runner is None:
+                await _sleep_unless(stop, self.lock_poll)
+                continue
+            try:
+                await runner.run(stop=stop)
+            finally:
+                await _finish_in_thread(self._hand_back)
+
+    async def start(self) -> None:
+        """Run in the background (the API's startup); returns once the first try for
+        the lock is done, so whether this process drives is known when it returns."""
+        if self._task is not None:
+            return
+        self._stop = asyncio.Event()
+        tried = asyncio.Event()
+        self._task = asyncio.create_task(self.run(self._stop, tried=tried))
+        first_try = asyncio.create_task(tried.wait())
+        await asyncio.wait({self._task, first_try}, return_when=asyncio.FIRST_COMPLETED)
+        first_try.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await first_try
+        if self._task.done():
+            self._task.result()  # it failed before even trying: say why
+
+    async def stop(self) -> None:
+        """Stop after the page under way (it commits or rolls back whole)."""
+        if self._task is None or self._stop is None:
+            return
+        self._stop.set()
+        task, self._task = self._task, None
+        await task
+
+    def _take_over(self) -> ProjectionRunner | None:
+        if not self._lock.acquire():
+            if not self._standing_by:
+                self._standing_by = True
+                holder = runner_holder(self.views)
+                logger.info(
+                    "projections: another process drives them (pid %s); standing by",
+                    holder.pid if holder is not None else "unknown",
+                )
+            return None
+        try:
+            self._runner = ProjectionRunner(
+                self.log,
+                self.projections,
+                views=self.views,
+                page_size=self.page_size,
+                poll_interval=self.poll_interval,
+            )
+        except Exception:
+            self._lock.release()
+            logger.exception("projections: could not start the runner; trying again")
+            return None
+        self._standing_by = False
+        logger.info(
+            "projections: this process (pid %d) drives %s",
+            os.getpid(),
+            ", ".join(p.name for p in self.projections),
+        )
+        return self._runner
+
+    def _hand_back(self) -> None:
+        runner, self._runner = self._runner, None
+        try:
+            if runner is not None:
+                runner.close()
+        finally:
+            self._lock.release()
+        logger.info("projections: this process (pid %d) stopped driving them", os.getpid())
+
+
+async def _finish_in_thread(work: Callable[[], _T]) -> _T:
+    """Run `work` in a thread; a cancellation meanwhile waits for it to finish, so a
+    lock taken or a runner opened there is never left behind half-way."""
+    task = asyncio.ensure_future(asyncio.to_thread(work))
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):
+            await task
+        raise
+
+
+async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
+
+
+def _finished(build: Build | None) -> bool:
+    """Active and live, or stopped by an error, or cancelled/retired by someone."""
+    if build is None or build.stopped:
+        return True
+    if build.state not in (BUILDING, LIVE):
+        return True
+    return build.active and build.state == LIVE
+
+
+def follow_rebuilds(
+    log: EventLog,
+    projections: Sequence[Projection],
+    views: str | Path,
+    builds: Sequence[Build],
+    *,
+    progress: Callable[[list[ProjectionStatus]], None] | None = None,
+    progress_every: float = 0.25,
+    poll_interval: float = DEFAULT_POLL_INTERVAL,
+    page_size: int = DEFAULT_PAGE_SIZE,
+    sleep: Callable[[float], None] = time.sleep,
+) -> list[Build]:
+    """Bring `builds` (just started rebuilds) to their end and return them as they ended.
+
+    When no other process drives the projections, this one takes the runner lock
+    and drives them all (the rebuilds, and the active builds' live following) until
+    every one of `builds` has swapped in; otherwise it watches the registry while
+    the driver does the work, and takes over if the driver goes away. It returns
+    early for a build that stops on an event it cannot apply (see its `error`) or
+    that someone cancels. `progress` gets the builds' status at most every
+    `progress_every` seconds, and once at the end.
+    """
+    wanted = {(b.name, b.build) for b in builds}
+    lock = RunnerLock(views)
+    runner: ProjectionRunner | None = None
+    conn = open_views(views)
+    last_shown = -progress_every
+
+    def show() -> None:
+        if progress is not None:
+            current = status(conn, log, {name for name, _ in wanted})
+            progress([s for s in current if (s.name, s.build) in wanted])
+
+    try:
+        while True:
+            if runner is None and lock.acquire():
+                runner = ProjectionRunner(log, projections, views=views, page_size=page_size)
+            applied = runner.step() if runner is not None else 0
+            ended = [load_build(conn, name, number) for name, number in sorted(wanted)]
+            if all(_finished(b) for b in ended):
+                show()
+                return [b for b in ended if b is not None]
+            if time.monotonic() - last_shown >= progress_every:
+                last_shown = time.monotonic()
+                show()
+            if not applied:
+                sleep(poll_interval)
+    finally:
+        try:
+            if runner is not None:
+                runner.close()
+        finally:
+            lock.release()
+            conn.close()
