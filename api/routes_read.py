@@ -118,7 +118,7 @@ async def read_players(request: Request[Any, Any, Any]) -> Response[bytes]:
     who, params = _principal(request), request.query_params
     since = query_time(params, "updated_since")
     limit = query_int(params, "limit", default=100, lo=1, hi=MAX_PAGE) or 100
-    cursor = params.get("cursor")
+    cursor = params.get("cursor") or None  # `cursor=` (empty): from the start
     return await _answer(
         request,
         "players",
@@ -141,7 +141,7 @@ async def read_ledger(request: Request[Any, Any, Any], user_id: FromPath[str]) -
     kind = query_text(params, "kind", choices=MOVEMENT_KINDS)
     from_, to = query_time(params, "from"), query_time(params, "to")
     limit = query_int(params, "limit", default=100, lo=1, hi=MAX_PAGE) or 100
-    cursor = params.get("cursor")
+    cursor = params.get("cursor") or None  # `cursor=` (empty): from the start
     return await _answer(
         request,
         "ledger",
@@ -188,7 +188,7 @@ async def read_games(request: Request[Any, Any, Any]) -> Response[bytes]:
     who, params = _principal(request), request.query_params
     since = query_time(params, "updated_since")
     limit = query_int(params, "limit", default=100, lo=1, hi=MAX_PAGE) or 100
-    cursor = params.get("cursor")
+    cursor = params.get("cursor") or None  # `cursor=` (empty): from the start
     return await _answer(
         request,
         "games",
@@ -209,7 +209,7 @@ async def read_games(request: Request[Any, Any, Any]) -> Response[bytes]:
 async def read_unreadable(request: Request[Any, Any, Any]) -> Response[bytes]:
     who, params = _principal(request), request.query_params
     limit = query_int(params, "limit", default=100, lo=1, hi=MAX_PAGE) or 100
-    cursor = params.get("cursor")
+    cursor = params.get("cursor") or None  # `cursor=` (empty): from the start
     return await _answer(
         request,
         "ledger",
