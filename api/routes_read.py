@@ -14,7 +14,8 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections.abc import Callable
-from typing import Any
+from datetime import datetime
+from typing import Any, Protocol
 
 from litestar import Litestar, Request, Response, get
 from litestar.enums import ParamType
@@ -29,6 +30,7 @@ from api.reads import (
     LedgerBody,
     PlayerBody,
     PlayersPageBody,
+    QueryParams,
     game_body,
     games_page_body,
     ledger_body,
@@ -51,6 +53,41 @@ MAX_PAGE = 1000
 
 Body = dict[str, Any] | None
 Read = Callable[[sqlite3.Connection], Body]
+
+
+class PageBody(Protocol):
+    def __call__(
+        self,
+        conn: sqlite3.Connection,
+        tenant: str,
+        environment: str,
+        *,
+        updated_since: datetime | None,
+        limit: int,
+        cursor: str | None,
+    ) -> Body: ...
+
+
+def _paging(params: QueryParams) -> tuple[int, str | None]:
+    limit = query_int(params, "limit", default=100, lo=1, hi=MAX_PAGE) or 100
+    return limit, params.get("cursor") or None  # `cursor=` (empty): from the start
+
+
+async def _listing(
+    request: Request[Any, Any, Any], projection: str, page_body: PageBody
+) -> Response[bytes]:
+    """`GET /v1/players` and `GET /v1/games`: changed since a cursor or a time."""
+    who, params = _principal(request), request.query_params
+    since = query_time(params, "updated_since")
+    limit, cursor = _paging(params)
+    return await _answer(
+        request,
+        projection,
+        lambda conn: page_body(
+            conn, who.tenant, who.environment, updated_since=since, limit=limit, cursor=cursor
+        ),
+        "",
+    )
 
 
 def _principal(request: Request[Any, Any, Any]) -> Principal:
@@ -115,18 +152,7 @@ async def read_player(request: Request[Any, Any, Any], user_id: FromPath[str]) -
     summary="Players changed since a cursor or a time, oldest change first",
 )
 async def read_players(request: Request[Any, Any, Any]) -> Response[bytes]:
-    who, params = _principal(request), request.query_params
-    since = query_time(params, "updated_since")
-    limit = query_int(params, "limit", default=100, lo=1, hi=MAX_PAGE) or 100
-    cursor = params.get("cursor") or None  # `cursor=` (empty): from the start
-    return await _answer(
-        request,
-        "players",
-        lambda conn: players_page_body(
-            conn, who.tenant, who.environment, updated_since=since, limit=limit, cursor=cursor
-        ),
-        "",
-    )
+    return await _listing(request, "players", players_page_body)
 
 
 @get(
@@ -140,8 +166,7 @@ async def read_ledger(request: Request[Any, Any, Any], user_id: FromPath[str]) -
     who, params = _principal(request), request.query_params
     kind = query_text(params, "kind", choices=MOVEMENT_KINDS)
     from_, to = query_time(params, "from"), query_time(params, "to")
-    limit = query_int(params, "limit", default=100, lo=1, hi=MAX_PAGE) or 100
-    cursor = params.get("cursor") or None  # `cursor=` (empty): from the start
+    limit, cursor = _paging(params)
     return await _answer(
         request,
         "ledger",
@@ -185,18 +210,7 @@ async def read_game(request: Request[Any, Any, Any], game_id: FromPath[str]) -> 
     summary="Games changed since a cursor or a time, oldest change first",
 )
 async def read_games(request: Request[Any, Any, Any]) -> Response[bytes]:
-    who, params = _principal(request), request.query_params
-    since = query_time(params, "updated_since")
-    limit = query_int(params, "limit", default=100, lo=1, hi=MAX_PAGE) or 100
-    cursor = params.get("cursor") or None  # `cursor=` (empty): from the start
-    return await _answer(
-        request,
-        "games",
-        lambda conn: games_page_body(
-            conn, who.tenant, who.environment, updated_since=since, limit=limit, cursor=cursor
-        ),
-        "",
-    )
+    return await _listing(request, "games", games_page_body)
 
 
 @get(
@@ -208,8 +222,7 @@ async def read_games(request: Request[Any, Any, Any]) -> Response[bytes]:
 )
 async def read_unreadable(request: Request[Any, Any, Any]) -> Response[bytes]:
     who, params = _principal(request), request.query_params
-    limit = query_int(params, "limit", default=100, lo=1, hi=MAX_PAGE) or 100
-    cursor = params.get("cursor") or None  # `cursor=` (empty): from the start
+    limit, cursor = _paging(params)
     return await _answer(
         request,
         "ledger",
