@@ -44,6 +44,7 @@ from projections.movements import (
     Movement,
     MovementRule,
     UnreadableMoney,
+    decoding_once,
     movements_of,
     read_movements,
 )
@@ -73,10 +74,11 @@ from projections.registry import (
     skip,
     start_rebuild,
 )
-from projections.runner import DEFAULT_PAGE_SIZE, ProjectionRunner
+from projections.runner import DEFAULT_CATCH_UP_PAGE_SIZE, DEFAULT_PAGE_SIZE, ProjectionRunner
 from projections.status import Progress, ProjectionError, ProjectionStatus, status
 
 __all__ = [
+    "DEFAULT_CATCH_UP_PAGE_SIZE",
     "DEFAULT_PAGE_SIZE",
     "EXACT",
     "GAME_FIELDS",
@@ -121,6 +123,7 @@ __all__ = [
     "UnreadablePage",
     "active_position",
     "cancel_rebuild",
+    "decoding_once",
     "get_game",
     "get_ledger",
     "get_player",

@@ -54,7 +54,9 @@ zero. What happens next depends on where it came from (docs/money.md):
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from datetime import datetime
 from decimal import Context, Decimal, Inexact, InvalidOperation, Overflow
 from typing import Any, Final, NamedTuple
@@ -76,6 +78,7 @@ __all__ = [
     "Movement",
     "MovementRule",
     "UnreadableMoney",
+    "decoding_once",
     "movements_of",
     "read_movements",
 ]
@@ -353,6 +356,35 @@ class UnreadableMoney(msgspec.Struct, frozen=True, gc=False):
     `track bet_won event 'a1b2': properties.win_amount is missing`."""
 
 
+# -- one decoding per page, whichever models read it ------------------------------------
+
+# id(event) → (the event, what it moves). The event is kept in the value, so its id
+# cannot be reused by another object while the entry lives.
+_Memo = dict[int, tuple[RecordedEvent, list[Movement] | UnreadableMoney]]
+_decoded = threading.local()  # one runner per thread at most; each its own memo
+
+
+@contextmanager
+def decoding_once() -> Iterator[None]:
+    """Within this block (on this thread), `read_movements` and `movements_of`
+    decode each event's money once and hand every later caller the same result.
+
+    The runner wraps one page applied to several models with it: players, games
+    and the ledger all read the same money events, and decoding them (JSON and
+    exact decimals) is most of what those models cost per event. Failures are not
+    remembered: a unified item that cannot be read raises for every caller.
+    """
+    outer = getattr(_decoded, "memo", None)
+    if outer is not None:  # nested: the outer block's memo already serves
+        yield
+        return
+    _decoded.memo = {}
+    try:
+        yield
+    finally:
+        _decoded.memo = None
+
+
 def read_movements(event: RecordedEvent) -> list[Movement] | UnreadableMoney:
     """The money `event` moves, or why a track money event's money cannot be read.
 
@@ -361,10 +393,25 @@ def read_movements(event: RecordedEvent) -> list[Movement] | UnreadableMoney:
     money fields cannot be read gives `UnreadableMoney` (its properties are
     free-form, so that is the sender's mistake, not ours); a unified item's
     raises `CannotApply` (validated at ingest, so that is a bug).
+
+    Inside `decoding_once()` an event is decoded once whoever asks: the list
+    returned is then shared, so callers must not change it.
     """
     rule = MOVEMENT_TABLE.get((event.source, event.type))
     if rule is None:
         return []
+    memo: _Memo | None = getattr(_decoded, "memo", None)
+    if memo is not None:
+        hit = memo.get(id(event))
+        if hit is not None and hit[0] is event:
+            return hit[1]
+    moved = _read(event, rule)
+    if memo is not None:
+        memo[id(event)] = (event, moved)
+    return moved
+
+
+def _read(event: RecordedEvent, rule: MovementRule) -> list[Movement] | UnreadableMoney:
     if event.source == "track":
         # One set of checks for both sources: they raise, and only here, for the
         # free-form track properties, is a failure the sender's data, not a stop.

@@ -353,7 +353,7 @@ class _Statements:
     links_of: str
     set_anonymous_ids: str
     delete_empty: str
-    money_of_actors: str
+    money_of_keys: str
     upsert_money: str
     move_money: str
 
@@ -440,15 +440,27 @@ _SQL: Final = {
         "DELETE FROM {players} WHERE {scope} AND user_id = ? "
         "AND event_count = 0 AND profile_events = 0"
     ),
-    "money_of_actors": (
-        "SELECT actor_id, currency, kind, wallet, count, total, first, last, unconverted_count, "
-        "unconverted_total, eur_total, eur_first, eur_last FROM {players_money} "
-        "WHERE {scope} AND actor_id {in_json}"
+    # CROSS JOIN: walk the page's keys and look each one up by primary key (only
+    # the rows the page adds to, not every row of its actors).
+    "money_of_keys": (
+        "SELECT m.actor_id, m.currency, m.kind, m.wallet, m.count, m.total, m.first, m.last, "
+        "m.unconverted_count, m.unconverted_total, m.eur_total, m.eur_first, m.eur_last "
+        "FROM json_each(?) AS k CROSS JOIN {players_money} AS m "
+        "WHERE m.tenant = ? AND m.environment = ? AND m.actor_id = k.value ->> 0 "
+        "AND m.currency = k.value ->> 1 AND m.kind = k.value ->> 2 AND m.wallet = k.value ->> 3"
     ),
+    # An upsert, not INSERT OR REPLACE: the row is updated in place, and the owner
+    # index is left alone unless the owner changes.
     "upsert_money": (
-        "INSERT OR REPLACE INTO {players_money} (tenant, environment, actor_id, currency, kind, "
+        "INSERT INTO {players_money} (tenant, environment, actor_id, currency, kind, "
         "wallet, owner, count, total, first, last, unconverted_count, unconverted_total, "
-        "eur_total, eur_first, eur_last) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+        "eur_total, eur_first, eur_last) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
+        "ON CONFLICT (tenant, environment, actor_id, currency, kind, wallet) DO UPDATE SET "
+        "owner = excluded.owner, count = excluded.count, total = excluded.total, "
+        "first = excluded.first, last = excluded.last, "
+        "unconverted_count = excluded.unconverted_count, "
+        "unconverted_total = excluded.unconverted_total, eur_total = excluded.eur_total, "
+        "eur_first = excluded.eur_first, eur_last = excluded.eur_last"
     ),
     "move_money": "UPDATE {players_money} SET owner = ? WHERE {scope} AND actor_id = ?",
 }
@@ -777,8 +789,11 @@ class PlayersProjection:
         """Add the page's money to the stored rows: totals are decimal text, so the
         sums are made here, exactly, rather than in SQL (which would use floats)."""
         stored: dict[MoneyKey, Sequence[Any]] = {}
-        for (t, e), actors in _by_scope({key[:3] for key in money}).items():
-            for row in conn.execute(s.money_of_actors, (t, e, _json_list(sorted(actors)))):
+        scoped: dict[tuple[str, str], list[tuple[str, str, str, str]]] = {}
+        for t, e, actor, currency, kind, wallet in money:
+            scoped.setdefault((t, e), []).append((actor, currency, kind, wallet))
+        for (t, e), keys in scoped.items():
+            for row in conn.execute(s.money_of_keys, (_encode(keys).decode(), t, e)):
                 count, total, first, last, u_count, u_total, eur, eur_first, eur_last = row[4:]
                 stored[(t, e, *row[:4])] = (
                     count,

@@ -3,14 +3,21 @@
 For each projection the runner drives every build whose version is the code's:
 
 * it reads the log after the build's checkpoint, a page at a time (`page_size`
-  events, 1,000 by default), and applies the page **and** moves the checkpoint
-  in one `BEGIN IMMEDIATE` transaction on the read-model database, so a crash
-  at any moment leaves either the whole page and its checkpoint or neither: no
-  event is ever applied twice or skipped. The transaction first checks that the
-  checkpoint is still where the page was read from, so two runners on one
-  database never apply a page twice either (the loser re-reads).
-* when applying a page raises, the page is rolled back and its events are
-  applied again one at a time (a savepoint each) in a new transaction: the
+  events, 1,000 by default; `catch_up_page_size`, 10,000 by default, while the
+  build is behind: fewer commits in a rebuild), and applies the page **and**
+  moves the checkpoint in one `BEGIN IMMEDIATE` transaction on the read-model
+  database, so a crash at any moment leaves either the whole page and its
+  checkpoint or neither: no event is ever applied twice or skipped. The
+  transaction first checks that the checkpoint is still where the page was read
+  from, so two runners on one database never apply a page twice either (the
+  loser re-reads).
+* builds at the same checkpoint (a rebuild of all starts them all at 0, and live
+  builds move together) share the page: it is read once, each event's money is
+  decoded once for all of them (`movements.decoding_once`), and one transaction
+  applies it to every one of them with every one's checkpoint, each build in a
+  savepoint of its own so that one failing leaves the others' work in.
+* when applying a page raises, the page is rolled back (for that build) and its
+  events are applied again one at a time (a savepoint each) in a new transaction: the
   events before the culprit are committed with the checkpoint right below it,
   and the build stops with the error, the event's position, id and type in
   the registry. It stays stopped until an operator calls `registry.retry` or
@@ -40,6 +47,7 @@ from typing import TypeVar
 
 from eventstore import EventLog, RecordedEvent
 from projections.database import Synchronous, open_views, views_path_for, write_transaction
+from projections.movements import decoding_once
 from projections.protocol import Projection
 from projections.registry import (
     BUILDS_TABLE,
@@ -58,14 +66,21 @@ from projections.registry import (
 )
 from projections.status import ProjectionStatus, status
 
-__all__ = ["DEFAULT_PAGE_SIZE", "ProjectionRunner"]
+__all__ = ["DEFAULT_CATCH_UP_PAGE_SIZE", "DEFAULT_PAGE_SIZE", "ProjectionRunner"]
 
 DEFAULT_PAGE_SIZE = 1000
+#: Pages while a build is behind: a rebuild commits (and checkpoints the WAL) ten
+#: times less often; live following keeps small pages, so readers see events sooner.
+DEFAULT_CATCH_UP_PAGE_SIZE = 10_000
 DEFAULT_POLL_INTERVAL = 0.5
 
 logger = logging.getLogger("playerlog.projections")
 
 _T = TypeVar("_T")
+
+
+class _Aborted(Exception):  # noqa: N818  (what happened: SQLite aborted the transaction)
+    """SQLite rolled the whole page transaction back while a build applied it."""
 
 
 class ProjectionRunner:
@@ -75,6 +90,11 @@ class ProjectionRunner:
     (`x/playerlog.db` → `x/playerlog.views.db`). Use one runner per process;
     several processes on one database are safe (each page checks its
     checkpoint), only wasteful.
+
+    `page_size` is the page of a build at the head; `catch_up_page_size` the page
+    of a build whose last page came back full (it is behind: a rebuild, a restart
+    after downtime). A caller who picks `page_size` alone gets exactly that size
+    everywhere; with neither, 1,000 live and 10,000 behind.
     """
 
     def __init__(
@@ -83,13 +103,20 @@ class ProjectionRunner:
         projections: Sequence[Projection],
         *,
         views: str | Path | None = None,
-        page_size: int = DEFAULT_PAGE_SIZE,
+        page_size: int | None = None,
+        catch_up_page_size: int | None = None,
         poll_interval: float = DEFAULT_POLL_INTERVAL,
         synchronous: Synchronous = "NORMAL",
         clock: Callable[[], float] = time.time,
     ) -> None:
+        if catch_up_page_size is None:
+            catch_up_page_size = DEFAULT_CATCH_UP_PAGE_SIZE if page_size is None else page_size
+        if page_size is None:
+            page_size = DEFAULT_PAGE_SIZE
         if page_size < 1:
             raise ValueError("page_size must be at least 1")
+        if catch_up_page_size < 1:
+            raise ValueError("catch_up_page_size must be at least 1")
         names = [p.name for p in projections]
         if not names or len(set(names)) != len(names):
             raise ValueError(f"projections need distinct names, got {names}")
@@ -99,6 +126,7 @@ class ProjectionRunner:
         self.log = log
         self.projections = {p.name: p for p in projections}
         self.page_size = page_size
+        self.catch_up_page_size = catch_up_page_size
         self.poll_interval = poll_interval
         self._clock = clock
         self.views_path = Path(views) if views is not None else views_path_for(log.backend.url)
@@ -107,6 +135,7 @@ class ProjectionRunner:
         self._lock = threading.Lock()
         self._marked: set[tuple[str, int]] = set()
         self._warned: set[tuple[str, int]] = set()
+        self._behind: set[tuple[str, int]] = set()  # builds whose last page came back full
 
     # -- one round -------------------------------------------------------------------
 
@@ -115,12 +144,12 @@ class ProjectionRunner:
         many events were applied (0: everything is at the head or stopped)."""
         with self._lock:
             builds = load_builds(self.conn, self.projections)
-            applied = 0
+            at: dict[int, list[tuple[Projection, Build]]] = {}
             for name, projection in self.projections.items():
                 mine = [b for b in builds if b.name == name]
                 for build in self._drivable(projection, mine):
-                    applied += self._advance(projection, build)
-            return applied
+                    at.setdefault(build.position, []).append((projection, build))
+            return sum(self._advance(group) for _, group in sorted(at.items()))
 
     def catch_up(self, *, progress: Callable[[list[ProjectionStatus]], None] | None = None) -> int:
         """Apply pages until every build is at the head (rebuilds swapped in) or
@@ -217,28 +246,48 @@ class ProjectionRunner:
 
     # -- one page ----------------------------------------------------------------------
 
-    def _advance(self, projection: Projection, build: Build) -> int:
-        page = self.log.read(after=build.position, limit=self.page_size)
-        at_head = len(page) < self.page_size
-        if page:
+    def _advance(self, group: list[tuple[Projection, Build]]) -> int:
+        """One page for builds at the same checkpoint: read once, applied to each."""
+        after = group[0][1].position
+        behind = any((b.name, b.build) in self._behind for _, b in group)
+        limit = self.catch_up_page_size if behind else self.page_size
+        page = self.log.read(after=after, limit=limit)
+        at_head = len(page) < limit
+        for _, build in group:
+            if at_head:
+                self._behind.discard((build.name, build.build))
+            else:
+                self._behind.add((build.name, build.build))
+        if not page:
+            for _, build in group:
+                if build.active and build.caught_up_at is None:
+                    self._mark_caught_up(build)
+                elif not build.active:
+                    self._swap_in(build, build.position)
+            return 0
+        with decoding_once():
             try:
-                if not self._apply_page(projection, build, page, at_head=at_head):
-                    return 0
-            except Exception:
+                done, failed = self._apply_page(group, page, at_head=at_head)
+            except _Aborted as aborted:
+                # SQLite rolled the whole transaction back (a full disk, say): every
+                # build on its own, as if alone, so each failing one is isolated.
+                done, failed = [], [(p, b, aborted.__cause__) for p, b in group]
+            applied = len(page) * len(done)
+            for projection, build, error in failed:
                 logger.warning(
                     "projection %s build %d: page %d..%d failed; isolating the event",
                     build.name,
                     build.build,
                     page[0].position,
                     page[-1].position,
-                    exc_info=True,
+                    exc_info=error,
                 )
-                return self._isolate(projection, build, page)
-        elif build.active and build.caught_up_at is None:
-            self._mark_caught_up(build)
-        if at_head and not build.active:
-            self._swap_in(build, page[-1].position if page else build.position)
-        return len(page)
+                applied += self._isolate(projection, build, page)
+        if at_head:
+            for build in done:
+                if not build.active:
+                    self._swap_in(build, page[-1].position)
+        return applied
 
     def _still_at(self, build: Build) -> bool:
         row = self.conn.execute(
@@ -255,18 +304,34 @@ class ProjectionRunner:
 
     def _apply_page(
         self,
-        projection: Projection,
-        build: Build,
+        group: list[tuple[Projection, Build]],
         page: list[RecordedEvent],
         *,
         at_head: bool,
-    ) -> bool:
+    ) -> tuple[list[Build], list[tuple[Projection, Build, BaseException | None]]]:
+        """Apply `page` to each build of `group` still at its checkpoint, with the
+        checkpoints, in one transaction; returns the builds done and those whose
+        apply raised (rolled back to their savepoint, to be isolated)."""
+        done: list[Build] = []
+        failed: list[tuple[Projection, Build, BaseException | None]] = []
         with write_transaction(self.conn):
-            if not self._still_at(build):
-                return False  # another runner moved it, or an operator stopped it
-            projection.apply(page, self.conn, build.tables)
-            self._checkpoint(build, page[-1].position, caught_up=at_head)
-        return True
+            for projection, build in group:
+                if not self._still_at(build):
+                    continue  # another runner moved it, or an operator stopped it
+                self.conn.execute("SAVEPOINT projection_page")
+                try:
+                    projection.apply(page, self.conn, build.tables)
+                    self._checkpoint(build, page[-1].position, caught_up=at_head)
+                except Exception as error:
+                    if not self.conn.in_transaction:
+                        raise _Aborted from error
+                    self.conn.execute("ROLLBACK TO projection_page")
+                    self.conn.execute("RELEASE projection_page")
+                    failed.append((projection, build, error))
+                    continue
+                self.conn.execute("RELEASE projection_page")
+                done.append(build)
+        return done, failed
 
     def _checkpoint(self, build: Build, position: int, *, caught_up: bool) -> None:
         if caught_up and build.active and build.caught_up_at is None:

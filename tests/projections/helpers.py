@@ -15,6 +15,7 @@ import msgspec
 
 from eventstore import Envelope, EventLog, RecordedEvent
 from projections import PlayersProjection, ProjectionRunner, open_views
+from projections.standard import standard_projections
 
 T0 = datetime(2026, 5, 18, 14, 38, tzinfo=UTC)
 # Decimals as JSON numbers with their exact text (`Decimal("0.10")` → `0.10`), as senders do.
@@ -23,6 +24,8 @@ RECEIVED = datetime(2026, 5, 18, 21, 0, tzinfo=UTC)
 TENANT = "casino-a"
 ENV = "live"
 PLAYER_TABLES = PlayersProjection.tables
+#: Every table of every projection playerlog runs (players, games, ledger).
+STANDARD_TABLES = tuple(base for p in standard_projections() for base in p.tables)
 
 
 def at(seconds: float) -> datetime:
@@ -378,6 +381,81 @@ def mixed_events(
     return out
 
 
+def money_mix_events(
+    count: int, *, players: int = 40, seed: int = 0, prefix: str = "m"
+) -> list[Envelope]:
+    """`mixed_events` with every other kind of money in between: withdrawals, cashback,
+    refunds, adjustments, bonus-wallet bets, other currencies (some with `amount_eur`),
+    catalogue items of the games played, and now and then a track money event whose
+    money cannot be read (the ledger lists it), so every table of every model fills."""
+    import random  # noqa: PLC0415
+
+    rng = random.Random(seed)
+    base = mixed_events(count, players=players, seed=seed, prefix=prefix)
+    out: list[Envelope] = []
+    for i, event in enumerate(base):
+        out.append(event)
+        if rng.random() >= 0.35:
+            continue
+        user = f"ply_{rng.randrange(players)}"
+        when = at(rng.randrange(0, 86_400))
+        eid = f"{prefix}-x{i}"
+        currency = rng.choice(["EUR", "USD", "BTC"])
+        amount = Decimal(rng.randrange(1, 50_000)) / 100
+        roll = rng.random()
+        if roll < 0.25:
+            out.append(
+                money_track(
+                    user,
+                    "bet_placed",
+                    amount,
+                    when=when,
+                    event_id=eid,
+                    currency=currency,
+                    game_id=f"game_{rng.randrange(5)}",
+                    wallet_type=rng.choice(["cash", "bonus"]),
+                    round_id=f"r{i}",
+                )
+            )
+        elif roll < 0.45:
+            name = rng.choice(
+                [
+                    "withdrawal_completed",
+                    "cashback_credited",
+                    "refund_processed",
+                    "manual_adjustment_credit",
+                    "manual_adjustment_debit",
+                    "deposit_success",
+                ]
+            )
+            extra = {"amount_eur": amount * 2} if currency == "BTC" else {}
+            out.append(
+                money_track(user, name, amount, when=when, event_id=eid, currency=currency, **extra)
+            )
+        elif roll < 0.65:
+            out.append(withdraw_item(user, when=when, unique_id=eid, amount=amount))
+        elif roll < 0.85:
+            out.append(
+                gameround_item(
+                    user,
+                    when=when,
+                    unique_id=eid,
+                    amount=amount,
+                    currency=currency,
+                    is_win=rng.random() < 0.4,
+                    is_bonus=rng.random() < 0.2,
+                    game_id=f"game_{rng.randrange(5)}",
+                )
+            )
+        elif roll < 0.95:
+            out.append(game_item(f"game_{rng.randrange(5)}", when=when, unique_id=eid))
+        else:  # amount missing: no movement anywhere, one row in ledger_unreadable
+            out.append(
+                track(user, "bet_won", when=when, event_id=eid, properties={"currency": "EUR"})
+            )
+    return out
+
+
 def table_rows(conn: sqlite3.Connection, table: str) -> list[tuple[Any, ...]]:
     """Every row of a table or view, in a stable order."""
     columns = len(conn.execute(f'SELECT * FROM "{table}" LIMIT 0').description)
@@ -397,6 +475,20 @@ def fresh_build(
     with ProjectionRunner(log, [PlayersProjection()], views=views, page_size=page_size) as runner:
         runner.catch_up()
         return dump(runner.conn)
+
+
+def dump_all(conn: sqlite3.Connection) -> dict[str, list[tuple[Any, ...]]]:
+    """Every table of every standard projection, through the views (the active builds)."""
+    return {base: table_rows(conn, base) for base in STANDARD_TABLES}
+
+
+def fresh_standard_build(
+    log: EventLog, views: Path, *, page_size: int = 1000
+) -> dict[str, list[tuple[Any, ...]]]:
+    """Build all the standard projections from zero into a new file; returns their tables."""
+    with ProjectionRunner(log, standard_projections(), views=views, page_size=page_size) as runner:
+        runner.catch_up()
+        return dump_all(runner.conn)
 
 
 def views_conn(path: Path) -> sqlite3.Connection:

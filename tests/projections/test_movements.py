@@ -14,6 +14,7 @@ from projections.movements import (
     MOVEMENT_TABLE,
     Movement,
     UnreadableMoney,
+    decoding_once,
     movements_of,
     read_movements,
 )
@@ -24,6 +25,7 @@ from tests.projections.helpers import (
     deposit_item,
     gameround_item,
     identify,
+    iso,
     money_track,
     player_item,
     recorded,
@@ -332,3 +334,24 @@ def test_a_unified_deposit_without_amount_cannot_be_applied() -> None:
 def test_a_zero_amount_is_a_movement() -> None:
     # A free spin's bet is 0: still a round played, so still counted.
     assert only(gameround_item("p", when=at(0), unique_id="u", amount=0)).amount == 0
+
+
+def test_within_decoding_once_each_event_is_decoded_once_for_every_reader() -> None:
+    bet, bad = recorded(
+        [
+            money_track("p", "bet_placed", Decimal("2.50"), when=at(1), event_id="t-1"),
+            unified(
+                "deposit",
+                {"unique_id": "u-1", "timestamp": iso(at(2)), "player_id": "p", "currency": "EUR"},
+            ),
+        ]
+    )
+    outside = read_movements(bet)
+    with decoding_once():
+        first = movements_of(bet)
+        assert read_movements(bet) is first  # the same decoded list, not a second decoding
+        assert first == outside
+        for _ in range(2):  # a failure is not remembered: every reader is told
+            with pytest.raises(CannotApply, match=r"data\.amount is missing"):
+                movements_of(bad)
+    assert read_movements(bet) is not first  # outside the block, nothing is kept

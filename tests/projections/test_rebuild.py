@@ -16,7 +16,18 @@ from projections import (
     open_views,
     start_rebuild,
 )
-from tests.projections.helpers import ENV, TENANT, dump, fresh_build, mixed_events
+from projections.standard import standard_projections
+from tests.projections.helpers import (
+    ENV,
+    STANDARD_TABLES,
+    TENANT,
+    dump,
+    dump_all,
+    fresh_build,
+    fresh_standard_build,
+    mixed_events,
+    money_mix_events,
+)
 
 V1 = PlayersProjection.version
 V2 = V1 + 1
@@ -99,47 +110,65 @@ def test_a_rebuild_can_be_cancelled(log: EventLog, views: Path) -> None:
 async def test_a_rebuild_under_concurrent_appends_ends_active_and_equal_to_a_fresh_build(
     log: EventLog, views: Path, tmp_path: Path
 ) -> None:
-    events = mixed_events(6000, seed=14)
-    log.append_sync(events[:3000])
+    # Every standard projection rebuilt at once, as `playerlog projections rebuild --all`.
+    events = money_mix_events(4500, seed=14)
+    half = len(events) // 2
+    log.append_sync(events[:half])
     runner = ProjectionRunner(
-        log, [PlayersProjection()], views=views, page_size=200, poll_interval=0.02
+        log, standard_projections(), views=views, page_size=200, poll_interval=0.02
     )
     runner.catch_up()
+    names = sorted(runner.projections)
     reader = open_views(views)  # readers use their own connection, as the API will
     served: list[bool] = []
     during_rebuild = 0
 
     async def ingest() -> None:
         nonlocal during_rebuild
-        for start in range(3000, 6000, 150):
+        for start in range(half, len(events), 150):
             await log.append(events[start : start + 150])
             served.append(get_player(reader, TENANT, ENV, "ply_1") is not None)
-            during_rebuild += len(load_builds(reader, ["players"])) == 2
+            during_rebuild += len(load_builds(reader, names)) > len(names)
             await asyncio.sleep(0.01)
+
+    def swapped_in_at_head() -> bool:
+        builds = load_builds(reader, names)
+        return [(b.name, b.build, b.active) for b in builds] == [
+            (name, 2, True) for name in names
+        ] and all(b.position == log.head() for b in builds)
 
     stop = asyncio.Event()
     task = asyncio.create_task(runner.run(stop=stop))
     try:
-        rebuild = await asyncio.to_thread(runner.start_rebuild, "players")
+        for name in names:
+            assert (await asyncio.to_thread(runner.start_rebuild, name)).build == 2
         await ingest()
         for _ in range(500):
-            builds = load_builds(reader, ["players"])
-            if [(b.build, b.active) for b in builds] == [(rebuild.build, True)] and builds[
-                0
-            ].position == log.head():
+            if swapped_in_at_head():
                 break
             await asyncio.sleep(0.02)
     finally:
         stop.set()
         await asyncio.wait_for(task, 10)
     try:
-        builds = load_builds(runner.conn, ["players"])
-        assert [(b.build, b.active, b.state) for b in builds] == [(2, True, "live")]
-        assert builds[0].position == log.head() == 6000
+        builds = load_builds(runner.conn, names)
+        assert [(b.name, b.build, b.active, b.state) for b in builds] == [
+            (name, 2, True, "live") for name in names
+        ]
+        assert {b.position for b in builds} == {log.head()} == {len(events)}
         assert all(served)  # reads were answered all along
         assert during_rebuild > 0  # and appends went on while the rebuild ran
-        assert physical_tables(runner) == {f"{base}_b2" for base in PlayersProjection.tables}
-        assert dump(runner.conn) == fresh_build(log, tmp_path / "fresh.views.db")
+        tables = {
+            name
+            for (name,) in runner.conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table'"
+            )
+            if name.rsplit("_b", 1)[0] in STANDARD_TABLES
+        }
+        assert tables == {f"{base}_b2" for base in STANDARD_TABLES}
+        fresh = fresh_standard_build(log, tmp_path / "fresh.views.db")
+        assert all(fresh.values())  # every table of every model has rows to compare
+        assert dump_all(runner.conn) == fresh
     finally:
         reader.close()
         runner.close()

@@ -1,4 +1,5 @@
-"""A projection worker run as a child process, for the SIGKILL test (killed at random)."""
+"""A projection worker run as a child process, for the SIGKILL test (killed at random):
+it drives every standard projection, as `playerlog worker` does."""
 
 from __future__ import annotations
 
@@ -7,12 +8,13 @@ import time
 from pathlib import Path
 
 from eventstore import open_log
-from projections import PlayersProjection, ProjectionRunner
+from projections import ProjectionRunner
+from projections.standard import standard_projections
 
 
 def work(url: str, views: str, page_size: int, ready: str) -> None:
     log = open_log(url)
-    runner = ProjectionRunner(log, [PlayersProjection()], views=views, page_size=page_size)
+    runner = ProjectionRunner(log, standard_projections(), views=views, page_size=page_size)
     Path(ready).write_text("ready", encoding="utf-8")
     while True:
         if not runner.step():
