@@ -29,6 +29,8 @@ from api.services import Services
 from api.settings import Settings
 from api.tenants import TenantSettingsStore
 from api.tokens import TokenService
+from delivery import DeliveryRunner, load_destinations_file
+from delivery.routes import DESTINATION_ROUTES, document_destination_routes
 from eventstore import EventLog, open_log
 from projections import Projection
 from projections.standard import projections_for
@@ -44,6 +46,8 @@ def build_services(
     projections: Callable[[], Sequence[Projection]] | None = None,
 ) -> Services:
     views = settings.views_path()  # before opening anything: a PostgreSQL log needs it set
+    if settings.destinations:
+        load_destinations_file(settings.destinations)  # a bad file: refused at start, with why
     log = log or open_log(
         settings.db_url,
         max_pending_events=settings.writer_max_pending_events,
@@ -91,11 +95,13 @@ def create_app(
     services = services or build_services(settings)
     worker = None
     if settings.run_projections:
+        delivery = DeliveryRunner(services.log, destinations_file=settings.destinations)
         worker = ProjectionWorker(
             services.log,
             services.projections.make_projections(),
             views=services.projections.views_path,
             lock_poll=settings.runner_lock_poll,
+            companions=[delivery.run],
         )
 
     async def start_projections() -> None:
@@ -113,7 +119,7 @@ def create_app(
     app = Litestar(
         route_handlers=[
             track_events, identify_player, unified_events, *ADMIN_ROUTES, *OPS_ROUTES,
-            *PROJECTION_ROUTES, *READ_ROUTES,
+            *PROJECTION_ROUTES, *READ_ROUTES, *DESTINATION_ROUTES,
         ],
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=settings.max_body_bytes,
@@ -146,6 +152,7 @@ def create_app(
     document_bodies(app)
     document_projection_routes(app)
     document_read_routes(app)
+    document_destination_routes(app)
     return app
 
 

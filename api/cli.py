@@ -13,6 +13,7 @@ import msgspec
 
 from api.cli_log import add_log_commands, run_log_command
 from api.cli_projections import (
+    DESTINATIONS_HELP,
     RATES_HELP,
     VIEWS_HELP,
     add_projection_commands,
@@ -21,6 +22,7 @@ from api.cli_projections import (
     run_worker,
 )
 from api.tokens import ENVIRONMENTS, SCOPES, TokenError, TokenService, parse_duration
+from delivery.cli import add_destination_commands, run_destination_command
 from eventstore import open_log, resolve_db_url
 
 __all__ = ["build_parser", "main"]
@@ -42,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--db", help=DB_HELP)
     serve.add_argument("--views", metavar="PATH", help=VIEWS_HELP)
     serve.add_argument("--eur-rates", metavar="PATH", help=RATES_HELP)
+    serve.add_argument("--destinations", metavar="FILE", help=DESTINATIONS_HELP)
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8001, help="port (default 8001)")
     serve.add_argument("--workers", type=int, default=1,
@@ -52,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_worker_command(commands)
     add_projection_commands(commands)
     add_log_commands(commands)
+    add_destination_commands(commands)
 
     tokens = commands.add_parser("tokens", help="create, list and revoke API tokens",
                                  description="Work on API tokens directly in the database.")
@@ -89,6 +93,8 @@ def _serve(args: argparse.Namespace) -> int:
         os.environ["PLAYERLOG_VIEWS"] = args.views
     if args.eur_rates:
         os.environ["PLAYERLOG_EUR_RATES"] = args.eur_rates
+    if args.destinations:
+        os.environ["PLAYERLOG_DESTINATIONS"] = args.destinations
     if args.no_projections:
         os.environ["PLAYERLOG_PROJECTIONS"] = "0"
     uvicorn.run(
@@ -168,6 +174,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_projection_command(args)
     if args.command == "log":
         return run_log_command(args)
+    if args.command == "destinations":
+        return run_destination_command(args)
     return _tokens(args)
 
 

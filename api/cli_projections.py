@@ -24,6 +24,7 @@ import msgspec
 from api.logs import configure_logging
 from api.projections_service import ProjectionsReport
 from api.settings import Settings
+from delivery import DeliveryRunner, DestinationError, load_destinations_file
 from eventstore import EventLog, open_log
 from projections import (
     Build,
@@ -65,6 +66,12 @@ RATES_HELP = (
 )
 
 
+DESTINATIONS_HELP = (
+    "destinations file applied at start (default: $PLAYERLOG_DESTINATIONS; see "
+    "docs/destinations.md); the process driving the projections also delivers"
+)
+
+
 def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--db", help=DB_HELP)
     parser.add_argument("--views", metavar="PATH", help=VIEWS_HELP)
@@ -86,6 +93,7 @@ def add_worker_command(
         ),
     )
     _add_common(worker)
+    worker.add_argument("--destinations", metavar="FILE", help=DESTINATIONS_HELP)
 
 
 def add_projection_commands(
@@ -170,7 +178,12 @@ def _fail(command: str, message: str, code: int = 2) -> int:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    return Settings.from_env(args.db, views=args.views, eur_rates=args.eur_rates)
+    return Settings.from_env(
+        args.db,
+        views=args.views,
+        eur_rates=args.eur_rates,
+        destinations=getattr(args, "destinations", None),
+    )
 
 
 # -- worker -----------------------------------------------------------------------------
@@ -180,14 +193,22 @@ def run_worker(args: argparse.Namespace) -> int:
     try:
         settings = _settings(args)
         views = settings.views_path()
-    except ValueError as problem:
+        make_projections = projections_for(settings.eur_rates)
+        if settings.destinations:
+            load_destinations_file(settings.destinations)
+    except (ValueError, OSError, DestinationError) as problem:
         return _fail("worker", str(problem))
     configure_logging(settings.log_level)
     log = open_log(settings.db_url)
     try:
-        projections = projections_for(settings.eur_rates)()
+        projections = make_projections()
+        delivery = DeliveryRunner(log, destinations_file=settings.destinations)
         worker = ProjectionWorker(
-            log, projections, views=views, lock_poll=settings.runner_lock_poll
+            log,
+            projections,
+            views=views,
+            lock_poll=settings.runner_lock_poll,
+            companions=[delivery.run],
         )
         asyncio.run(_work_until_signalled(worker))
     finally:

@@ -35,6 +35,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     access_log: bool = True
     views: str | None = None
     """The read-model SQLite file; None: beside a SQLite log (`x/playerlog.views.db`)."""
+    destinations: str | None = None
+    """A destinations file (docs/destinations.md) applied at start; destinations
+    made over the admin API need none."""
     eur_rates: str | None = None
     """A CSV file of dated EUR rates (docs/money.md); None: only EUR amounts and
     events carrying `amount_eur` convert, the rest are reported as unconverted."""
@@ -85,6 +88,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             values["access_log"] = False
         if env.get("PLAYERLOG_VIEWS"):
             values["views"] = env["PLAYERLOG_VIEWS"]
+        if env.get("PLAYERLOG_DESTINATIONS"):
+            values["destinations"] = env["PLAYERLOG_DESTINATIONS"]
         if env.get("PLAYERLOG_EUR_RATES"):
             values["eur_rates"] = env["PLAYERLOG_EUR_RATES"]
         if env.get("PLAYERLOG_PROJECTIONS", "1") in ("0", "false", "no"):

@@ -30,10 +30,10 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -41,11 +41,12 @@ from eventstore import EventLog
 from projections.database import open_views
 from projections.protocol import Projection
 from projections.registry import BUILDING, LIVE, Build, load_build
-from projections.runner import DEFAULT_PAGE_SIZE, DEFAULT_POLL_INTERVAL, ProjectionRunner
+from projections.runner import DEFAULT_POLL_INTERVAL, ProjectionRunner
 from projections.status import ProjectionStatus, status
 
 __all__ = [
     "DEFAULT_LOCK_POLL",
+    "Companion",
     "ProjectionWorker",
     "RunnerHolder",
     "RunnerLock",
@@ -148,6 +149,10 @@ def runner_holder(views: str | Path) -> RunnerHolder | None:
         os.close(fd)
 
 
+Companion = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
+"""An `async run(stop)` to run beside the projections while the lock is held."""
+
+
 class ProjectionWorker:
     """Drives the projections in this process while it holds the runner lock.
 
@@ -164,7 +169,8 @@ class ProjectionWorker:
         views: str | Path,
         lock_poll: float = DEFAULT_LOCK_POLL,
         poll_interval: float = DEFAULT_POLL_INTERVAL,
-        page_size: int = DEFAULT_PAGE_SIZE,
+        page_size: int | None = None,
+        companions: Sequence[Companion] = (),
     ) -> None:
         if lock_poll <= 0:
             raise ValueError("lock_poll must be positive (seconds between tries for the lock)")
@@ -174,6 +180,9 @@ class ProjectionWorker:
         self.lock_poll = lock_poll
         self.poll_interval = poll_interval
         self.page_size = page_size
+        self.companions = list(companions)
+        """Work that must run in exactly one process, beside the projections
+        (delivery to destinations): run while this process holds the lock."""
         self._lock = RunnerLock(self.views)
         self._runner: ProjectionRunner | None = None
         self._standing_by = False
@@ -196,7 +205,12 @@ class ProjectionWorker:
                 await _sleep_unless(stop, self.lock_poll)
                 continue
             try:
-                await runner.run(stop=stop)
+                # A TaskGroup: if one fails, the others stop too and the lock is
+                # handed back, so a standby takes over all of them together.
+                async with asyncio.TaskGroup() as group:
+                    group.create_task(runner.run(stop=stop))
+                    for companion in self.companions:
+                        group.create_task(companion(stop))
             finally:
                 await _finish_in_thread(self._hand_back)
 
@@ -299,7 +313,7 @@ def follow_rebuilds(
     progress: Callable[[list[ProjectionStatus]], None] | None = None,
     progress_every: float = 0.25,
     poll_interval: float = DEFAULT_POLL_INTERVAL,
-    page_size: int = DEFAULT_PAGE_SIZE,
+    page_size: int | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> list[Build]:
     """Bring `builds` (just started rebuilds) to their end and return them as they ended.

@@ -164,7 +164,7 @@ def test_openapi_documents_every_endpoint(
     documented = {
         (path, method.upper()) for path, item in openapi["paths"].items() for method in item
     }
-    assert len(routes) == 21
+    assert len(routes) == 27
     assert routes == documented
 
 

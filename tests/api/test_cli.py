@@ -229,6 +229,9 @@ def test_the_command_tree_is_the_documented_one() -> None:
         (), ("serve",), ("worker",), ("projections",), ("projections", "status"),
         ("projections", "rebuild"), ("projections", "retry"), ("projections", "skip"),
         ("projections", "cancel"), ("log",), ("log", "export"), ("log", "import"),
+        ("destinations",), ("destinations", "list"), ("destinations", "status"),
+        ("destinations", "apply"), ("destinations", "delete"), ("destinations", "replay"),
+        ("destinations", "dead-letters"),
         ("tokens",), ("tokens", "create"), ("tokens", "list"), ("tokens", "revoke"),
     ]
 
