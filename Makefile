@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.installed
 
-.PHONY: install serve test lint typecheck unit crash-long bench bench-append bench-ingest clean
+.PHONY: install serve test lint typecheck unit crash-long bench bench-append bench-ingest bench-projections clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,13 +35,16 @@ crash-long: install
 	PLAYERLOG_CRASH_ROUNDS=200 $(PY) -m pytest tests/eventstore/test_crash.py -q
 
 ## Benchmarks: figures beside their ceilings, as ratios.
-bench: bench-append bench-ingest
+bench: bench-append bench-ingest bench-projections
 
 bench-append: install
 	$(PY) -m bench.append
 
 bench-ingest: install
 	$(PY) -m bench.ingest
+
+bench-projections: install
+	$(PY) -m bench.projections
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
