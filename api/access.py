@@ -12,7 +12,7 @@ from typing import Any, cast
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.logs import bind_request
+from api.logs import bind_request, write_access_line
 from api.metrics import Metrics
 
 __all__ = ["AccessLog", "note_counts"]
@@ -23,6 +23,7 @@ _COUNTS = "playerlog.counts"
 def note_counts(scope: Scope, accepted: int, rejected: int) -> None:
     """Let the access line say how many events the request accepted and rejected."""
     cast("dict[str, Any]", scope)[_COUNTS] = (accepted, rejected)
+
 
 log = logging.getLogger("playerlog.access")
 
@@ -37,9 +38,17 @@ class AccessLog:
         if scope["type"] != ScopeType.HTTP:
             await self.app(scope, receive, send)
             return
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        request_id = headers.get("x-request-id") or uuid.uuid4().hex[:16]
-        client_id = headers.get("x-client-id")
+        # Only two headers are wanted: pick them out instead of decoding every header
+        # into a dict (the last of a repeated header wins, as it did with the dict).
+        raw_request_id = raw_client_id = None
+        for name, value in scope["headers"]:
+            lowered = name.lower()
+            if lowered == b"x-request-id":
+                raw_request_id = value
+            elif lowered == b"x-client-id":
+                raw_client_id = value
+        request_id = raw_request_id.decode("latin-1") if raw_request_id else uuid.uuid4().hex[:16]
+        client_id = None if raw_client_id is None else raw_client_id.decode("latin-1")
         bind_request(request_id, client_id)
         started = time.perf_counter()
         status = 500
@@ -66,20 +75,18 @@ class AccessLog:
         raw = cast("dict[str, Any]", scope)
         handler: Any = raw.get("route_handler")
         route = next(iter(handler.paths), "unmatched") if handler is not None else "unmatched"
-        self.metrics.requests.labels(raw["method"], route, str(status)).inc()
+        self.metrics.count_request(raw["method"], route, status)
         if not self.enabled:
             return
         accepted, rejected = raw.get(_COUNTS, (None, None))
-        log.info(
-            "request",
-            extra={
-                "method": raw["method"],
-                "path": raw["path"],
-                "status": status,
-                "accepted": accepted,
-                "rejected": rejected,
-                "duration_ms": round(duration * 1000, 3),
-                "request_id": request_id,
-                "client_id": client_id,
-            },
+        write_access_line(
+            log,
+            raw["method"],
+            raw["path"],
+            status,
+            accepted,
+            rejected,
+            round(duration * 1000, 3),
+            request_id,
+            client_id,
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
@@ -42,10 +43,26 @@ class Metrics:
             registry=self.registry,
         )
         self.queue_depth.set_function(queue_depth)
+        # `labels()` checks and joins its arguments and takes a lock on every call (a few
+        # of them per request); the labelled children never change, so they are kept.
+        # These caches hold only children the registry holds already.
+        self._events: dict[tuple[str, str], Any] = {}
+        self._requests: dict[tuple[str, str, int], Any] = {}
 
     def count_events(self, source: str, outcome: str, n: int) -> None:
         if n:
-            self.events.labels(source, outcome).inc(n)
+            child = self._events.get((source, outcome))
+            if child is None:
+                child = self._events[source, outcome] = self.events.labels(source, outcome)
+            child.inc(n)
+
+    def count_request(self, method: str, route: str, status: int) -> None:
+        child = self._requests.get((method, route, status))
+        if child is None:
+            child = self._requests[method, route, status] = self.requests.labels(
+                method, route, str(status)
+            )
+        child.inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -86,6 +86,13 @@ _JSON_TYPES: Final[Mapping[type, JsonType]] = {
 }
 
 
+# Per JSON type, the exact types a JSON decoder produces for it (the inverse of the above).
+_DECODED_TYPES: Final[Mapping[str, frozenset[type]]] = {
+    json_type: frozenset(t for t, jt in _JSON_TYPES.items() if jt == json_type)
+    for json_type in get_args(JsonType)
+}
+
+
 def json_type_of(value: Any) -> JsonType:
     """The JSON type of a value decoded from JSON into builtins."""
     json_type = _JSON_TYPES.get(type(value))
@@ -121,6 +128,15 @@ class Catalogue:
         unknown = sorted(set(self._properties) - set(category_of))
         if unknown:
             raise ValueError(f"property tables for events not in the catalogue: {unknown}")
+        # For `check`'s fast path: per known name, each expected property with the exact
+        # Python types a decoder gives for its JSON type. `()` for a name without a table.
+        self._expected_types: Mapping[str, tuple[tuple[str, frozenset[type]], ...]] = {
+            name: tuple(
+                (prop, _DECODED_TYPES[json_type])
+                for prop, json_type in self._properties.get(name, {}).items()
+            )
+            for name in category_of
+        }
 
     @classmethod
     def from_json(cls, data: bytes) -> "Catalogue":
@@ -166,6 +182,23 @@ class Catalogue:
 
     def check(self, event_name: str, properties: Mapping[str, Any] | None) -> list[Violation]:
         """What differs between an event and the catalogue; empty when nothing does."""
+        # Called for every track event: the common answer, nothing, is found with one
+        # lookup and one type test per expected property; anything else takes the full
+        # path below, which words the findings.
+        expected_types = self._expected_types.get(event_name)
+        if expected_types is not None:
+            if not expected_types:
+                return []
+            if properties is not None:
+                get = properties.get
+                for name, types in expected_types:
+                    if type(get(name, _ABSENT)) not in types:
+                        break
+                else:
+                    return []
+        return self._findings(event_name, properties)
+
+    def _findings(self, event_name: str, properties: Mapping[str, Any] | None) -> list[Violation]:
         if event_name not in self._category_of:
             return [
                 Violation(

@@ -23,7 +23,7 @@ Field rules beyond the reference page, chosen here:
   codes such as ``USDT``).
 """
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Final, Literal, get_args
 
 import msgspec
@@ -257,24 +257,32 @@ def decode_unified(
         if isinstance(item, Problem):
             details.append(_detail(item, index, payload))
             continue
-        occurred_at = _occurred_at(item)
-        if isinstance(occurred_at, Problem):
-            details.append(_detail(occurred_at, index, payload))
-            continue
+        data = item.data
+        timestamp = data.timestamp
+        # Hot loop: a UTC timestamp needs no conversion (what _occurred_at would return);
+        # other zones, and player items (which carry a second timestamp), take the call.
+        if timestamp.tzinfo is UTC and type(item) is not PlayerItem:
+            occurred_at = timestamp
+        else:
+            checked = _occurred_at(item)
+            if isinstance(checked, Problem):
+                details.append(_detail(checked, index, payload))
+                continue
+            occurred_at = checked
         if details:  # the batch is rejected anyway: only look for more invalid items
             continue
         envelopes.append(
             Envelope(
-                tenant=tenant,
-                environment=environment,
-                source=SOURCE_UNIFIED,
-                type=_EVENT_OF[type(item)],
-                event_id=item.data.unique_id,
-                subject=item.subject,
-                occurred_at=occurred_at,
-                received_at=received_at,
-                client_id=client_id,
-                payload=payload,
+                tenant,
+                environment,
+                SOURCE_UNIFIED,
+                _EVENT_OF[type(item)],
+                data.unique_id,
+                item.subject,
+                occurred_at,
+                received_at,
+                client_id,
+                payload,
             )
         )
     if details:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +18,7 @@ from litestar.testing import TestClient
 
 from api.access import AccessLog
 from api.app import Services, build_services, create_app
+from api.logs import bind_request, write_access_line
 from api.settings import Settings
 from eventstore import EventLog, open_backend
 from tests.api.conftest import example
@@ -192,3 +194,39 @@ def test_the_access_log_can_be_turned_off(
     response = client.get("/healthz")
     assert response.headers["x-request-id"]
     assert [line for line in _lines(capsys) if line["logger"] == ACCESS] == []
+
+
+def test_the_access_lines_fast_path_writes_what_the_logging_path_writes(
+    logged: tuple[Services, GatedBackend, TestClient[Any]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The access line skips the logging module when its logger ends at our own handler;
+    # a filter on the logger sends it the logging module's way. Both must give the same
+    # line, key order included (only the timestamp may differ).
+    access = logging.getLogger(ACCESS)
+    args = ("POST", "/v1/events/track", 202, 50, 0, 1.25, "req-1", "sdk/1")
+    capsys.readouterr()
+    bind_request("req-1", "sdk/1")
+    write_access_line(access, *args)
+    access.addFilter(lambda _: True)
+    try:
+        write_access_line(access, *args)
+    finally:
+        access.filters.clear()
+    fast, slow = capsys.readouterr().out.splitlines()
+
+    assert re.fullmatch(r'\{"ts":"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z",.*', fast)
+    assert fast.split(",", 1)[1] == slow.split(",", 1)[1]
+    assert json.loads(fast) | {"ts": None} == json.loads(slow) | {"ts": None}
+
+
+def test_the_access_line_follows_the_log_level(
+    logged: tuple[Services, GatedBackend, TestClient[Any]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    access = logging.getLogger(ACCESS)
+    capsys.readouterr()
+    access.setLevel(logging.WARNING)
+    try:
+        write_access_line(access, "GET", "/healthz", 200, None, None, 0.5, "r", None)
+    finally:
+        access.setLevel(logging.NOTSET)
+    assert capsys.readouterr().out == ""

@@ -190,6 +190,34 @@ def test_check_reports_a_property_of_the_wrong_json_type(value: Any, actual: str
     ]
 
 
+_SAMPLE_OF: dict[str, Any] = {
+    "string": "s",
+    "number": 1.5,
+    "boolean": False,
+    "null": None,
+    "array": [],
+    "object": {},
+}
+
+
+def test_check_accepts_every_table_filled_with_values_of_its_types() -> None:
+    # The common case takes a fast path; it must agree with the full check everywhere.
+    for name, table in catalogue.property_tables.items():
+        properties = {prop: _SAMPLE_OF[json_type] for prop, json_type in table.items()}
+        assert catalogue.check(name, properties) == [], name
+
+
+def test_check_takes_subclasses_of_the_json_types_as_those_types() -> None:
+    class Amount(int):
+        pass
+
+    class Text(str):
+        pass
+
+    properties = DEPOSIT_PROPS | {"amount": Amount(5), "currency": Text("EUR")}
+    assert catalogue.check("deposit_success", properties) == []
+
+
 @pytest.mark.parametrize(
     ("value", "json_type"),
     [
