@@ -182,12 +182,16 @@ def run_grid(
     """The main table for one backend; runs interleaved, so drift on a shared
     machine hits every system alike."""
     events_by_size: dict[int, int] = report.settings["events"]
+    cells: set[tuple[int, int]] = set(map(tuple, report.settings["cells"]))
+    systems: list[System] = report.settings["systems"]
     for run in range(runs):
         for size in CALL_SIZES:
             events = data[size][: events_by_size[size]]
             warm = data[size][events_by_size[size] :]
             for writers in WRITERS:
-                for system in SYSTEMS:
+                if (size, writers) not in cells:
+                    continue
+                for system in systems:
                     key = (backend, size, writers, system)
                     cell = report.cells.setdefault(
                         key, Cell(backend, size, writers, system, len(events))
@@ -471,9 +475,9 @@ def render_text(report: Report, elapsed: float) -> str:
         "",
         *report.machine.lines(),
         *describe_settings(report),
-        "",
-        text_table(MAIN_HEADERS, main_rows(report)),
     ]
+    if report.cells:
+        parts += ["", text_table(MAIN_HEADERS, main_rows(report))]
     if report.large:
         parts += [
             "",
@@ -496,9 +500,9 @@ def render_markdown(report: Report, command: str) -> str:
         *report.machine.lines(),
         *describe_settings(report),
         "```",
-        "",
-        markdown_table(MAIN_HEADERS, main_rows(report)),
     ]
+    if report.cells:
+        parts += ["", markdown_table(MAIN_HEADERS, main_rows(report))]
     if report.large:
         parts += [
             "",
@@ -557,6 +561,17 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--quick", action="store_true", help="a fast smoke run: small numbers, one run"
     )
+    parser.add_argument(
+        "--cells",
+        default="all",
+        help="which (call size x writers) cells of the main table to measure, "
+        "comma-separated like 50x8, or 'all' or 'none' (default all)",
+    )
+    parser.add_argument(
+        "--systems",
+        default=",".join(SYSTEMS),
+        help=f"which systems to measure in the main table (default {','.join(SYSTEMS)})",
+    )
     parser.add_argument("--markdown", type=Path, help="also write the tables as markdown here")
     parser.add_argument("--json", type=Path, help="also write the raw numbers as JSON here")
     parser.add_argument(
@@ -577,6 +592,33 @@ def prefill_sizes(option: str | None, backend: Backend, quick: bool) -> tuple[in
     if option.strip().lower() in ("", "none", "0"):
         return ()
     return tuple(sorted(int(part.replace("_", "")) for part in option.split(",")))
+
+
+def parse_cells(option: str) -> list[tuple[int, int]]:
+    """`all`, `none` or `50x8,1000x1`: the main table's cells to measure."""
+    every = [(size, writers) for size in CALL_SIZES for writers in WRITERS]
+    if option.strip().lower() == "all":
+        return every
+    if option.strip().lower() in ("", "none"):
+        return []
+    wanted = []
+    for part in option.split(","):
+        size, _, writers = part.strip().partition("x")
+        cell = (int(size), int(writers))
+        if cell not in every:
+            raise SystemExit(f"--cells: {part!r} is not one of {every}")
+        wanted.append(cell)
+    return wanted
+
+
+def parse_systems(option: str) -> list[System]:
+    wanted: list[System] = []
+    for part in option.split(","):
+        found = [system for system in SYSTEMS if system == part.strip()]
+        if not found:
+            raise SystemExit(f"--systems: {part!r} is not one of {SYSTEMS}")
+        wanted.extend(found)
+    return wanted
 
 
 def postgres_server(url: str) -> tuple[PgServer | None, str]:
@@ -627,7 +669,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     machine = describe_machine(pg_version, event_loop_name())
     report = Report(
         machine,
-        {"runs": runs, "events": events, "backends": wanted, "quick": args.quick},
+        {
+            "runs": runs,
+            "events": events,
+            "backends": wanted,
+            "quick": args.quick,
+            "cells": parse_cells(args.cells),
+            "systems": parse_systems(args.systems),
+        },
         notes=notes,
     )
     prefills = {backend: prefill_sizes(args.prefill, backend, args.quick) for backend in wanted}

@@ -1,31 +1,43 @@
-"""An in-memory Bloom filter over the keys already in the SQLite dedup runs.
+"""A Bloom filter over the keys in the SQLite dedup runs, kept in memory and on disk.
 
-Nearly every appended event is new, and proving a key absent from `dedup_main`
-and `dedup_delta` costs two B-tree probes; with 10M keys those probes leave the
-page cache and cost most of an append (bench/append: 0.58x the empty-log rate).
-The filter answers "certainly not there" from memory; only its few false
-positives (and true duplicates) still go to SQL. It is only ever a shortcut:
-a key it has not been told about makes it say "maybe", never "no" wrongly,
-because it is consulted only while it covers every indexed position.
+Nearly every appended event is new, and proving a key absent from the runs in
+SQL costs B-tree probes that leave the page cache on a large log (bench/append
+measured 0.58x the empty-log rate at 10M with them). The filter answers
+"certainly not there" from memory; only its few false positives (about 1.5% at
+capacity) and true duplicates still go to SQL. It is only ever a shortcut: it
+is consulted only while it covers every indexed position, so a key it was not
+told about makes it say "maybe", never "no" wrongly.
 
-Off by default (`?key_filter=on` turns it on): it is built in a background
-thread when the log opens, which with 10M keys takes seconds of CPU and slows
-appends meanwhile (bench/append measured 0.27x of the empty-log rate right
-after opening a 10M log, against 0.58x without it). A filter persisted beside
-the runs would remove that start-up cost; until then it suits long-running
-processes on large logs.
+It is saved beside the database (`<file>-keyfilter`, written to a temporary
+file and renamed over the old one, so a crash leaves the old copy or the new),
+at close and every so often between, so opening a large log reads tens of MB
+instead of scanning every key (seconds at 10M). A copy is used only when it
+belongs to this very log (its `log_id`, and the key at the last position it
+covers, match) and covers no more than is indexed; anything else is ignored
+and rebuilt from the runs in a background thread.
+
+Memory: 16 bits a key, rounded up to a power of two (10M keys: 32 MB).
 """
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import struct
 import threading
+import zlib
+from collections.abc import Callable, Iterable
+from pathlib import Path
 
-__all__ = ["KeyFilter"]
+from eventstore.dedup_runs import read_hashes
+
+__all__ = ["FilterBuilder", "KeyFilter", "filter_path", "load_filter", "save_filter"]
 
 _U64 = 0xFFFFFFFFFFFFFFFF
 BITS_PER_KEY = 16
-"""With two probes this gives about 1.5% false positives at full capacity."""
+"""With two probes this gives about 1.5% false positives at full capacity. Five
+probes (0.14%) measured two to three times the cost of adding a key (a cache
+miss each in a 32 MB bitmap), more than the run lookups they would save."""
 MIN_BITS_LOG2 = 24
 MAX_BITS_LOG2 = 32
 
@@ -33,33 +45,33 @@ MAX_BITS_LOG2 = 32
 class KeyFilter:
     """Two probes into a bitmap of 2**k bits, taken from the two halves of a key hash."""
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, capacity: int, bits: bytearray | None = None) -> None:
         bits_log2 = MIN_BITS_LOG2
         while (1 << bits_log2) < capacity * BITS_PER_KEY and bits_log2 < MAX_BITS_LOG2:
             bits_log2 += 1
+        self.bits_log2 = bits_log2
         self.mask = (1 << bits_log2) - 1
         self.capacity = (1 << bits_log2) // BITS_PER_KEY
-        self.bits = bytearray(1 << (bits_log2 - 3))
+        if bits is not None and len(bits) != 1 << (bits_log2 - 3):
+            raise ValueError("bitmap size does not match the capacity")
+        self.bits = bits if bits is not None else bytearray(1 << (bits_log2 - 3))
         self.count = 0
         self.covered_upto = -1
         """Every key at a position <= this has been added; -1: not built yet."""
 
     def add(self, digest: int) -> None:
-        unsigned = digest & _U64
-        first, second = unsigned & self.mask, (unsigned >> 32) & self.mask
-        bits = self.bits
-        bits[first >> 3] |= 1 << (first & 7)
-        bits[second >> 3] |= 1 << (second & 7)
-        self.count += 1
+        self.add_all((digest,))
 
-    def add_all(self, digests: list[int]) -> None:
+    def add_all(self, digests: Iterable[int]) -> None:
         bits, mask = self.bits, self.mask
+        added = 0
         for digest in digests:
             unsigned = digest & _U64
             first, second = unsigned & mask, (unsigned >> 32) & mask
             bits[first >> 3] |= 1 << (first & 7)
             bits[second >> 3] |= 1 << (second & 7)
-        self.count += len(digests)
+            added += 1
+        self.count += added
 
     def might_contain(self, digest: int) -> bool:
         unsigned = digest & _U64
@@ -78,7 +90,8 @@ class FilterBuilder:
     """Builds a filter from the dedup runs in a background thread of its own.
 
     One read transaction gives a consistent snapshot: `indexed_upto` and the
-    runs change together (sqlite_log flushes them in one transaction), so the
+    live runs change together (a flush becomes live in the transaction that
+    moves `indexed_upto`; a merge swaps runs without changing the keys), so the
     filter covers exactly the positions up to the `indexed_upto` it read.
     """
 
@@ -100,12 +113,12 @@ class FilterBuilder:
                     "SELECT value FROM log_meta WHERE name = 'indexed_upto'"
                 ).fetchone()
                 upto = int(row[0]) if row else 0
-                for table in ("dedup_main", "dedup_delta"):
-                    cursor = conn.execute(f"SELECT key_hash FROM {table}")  # noqa: S608  (fixed names)
-                    while chunk := cursor.fetchmany(20_000):
+                live = conn.execute("SELECT id FROM dedup_runs WHERE state = 'live'").fetchall()
+                for (run,) in live:
+                    for block in read_hashes(conn, run):
                         if self._cancelled.is_set():
                             raise InterruptedError("key filter build cancelled")
-                        self.filter.add_all([digest for (digest,) in chunk])
+                        self.filter.add_all(block)
                 conn.rollback()
             finally:
                 conn.close()
@@ -122,3 +135,71 @@ class FilterBuilder:
         """Stop early (the log is closing) and wait for the thread."""
         self._cancelled.set()
         self._thread.join()
+
+
+# -- on disk ------------------------------------------------------------------------
+
+_MAGIC = b"playerlog-keyfilter-1\n"
+_HEADER = struct.Struct("<qIQqqI")
+"""log_id, bits_log2, count, covered_upto, key_hash at covered_upto, crc32 of the bits."""
+
+
+def filter_path(database: str) -> Path:
+    return Path(f"{database}-keyfilter")
+
+
+def save_filter(database: str, key_filter: KeyFilter, log_id: int, anchor: int) -> None:
+    """Write the filter beside the database: a temporary file renamed over the old.
+
+    Not fsynced: the copy is derived data, and a torn one fails its checksum and
+    is rebuilt from the runs.
+    """
+    bits = bytes(key_filter.bits)
+    header = _HEADER.pack(
+        log_id,
+        key_filter.bits_log2,
+        key_filter.count,
+        key_filter.covered_upto,
+        anchor,
+        zlib.crc32(bits),
+    )
+    target = filter_path(database)
+    temporary = target.with_name(f"{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    with temporary.open("wb") as out:
+        out.write(_MAGIC)
+        out.write(header)
+        out.write(bits)
+    temporary.replace(target)
+
+
+def load_filter(
+    database: str, log_id: int, indexed_upto: int, key_at: Callable[[int], int | None]
+) -> KeyFilter | None:
+    """The saved filter, if it belongs to this log and is sound; else None.
+
+    `key_at(position)` is the stored key hash at a position: the copy must
+    agree with the log at the last position it covers (a copy from another
+    history of the file, such as a restored backup, has another key there).
+    """
+    try:
+        data = filter_path(database).read_bytes()
+    except OSError:
+        return None
+    if not data.startswith(_MAGIC) or len(data) < len(_MAGIC) + _HEADER.size:
+        return None
+    saved_id, bits_log2, count, covered_upto, anchor, crc = _HEADER.unpack_from(data, len(_MAGIC))
+    bits = bytearray(data[len(_MAGIC) + _HEADER.size :])
+    if (
+        saved_id != log_id
+        or not MIN_BITS_LOG2 <= bits_log2 <= MAX_BITS_LOG2
+        or len(bits) != 1 << (bits_log2 - 3)
+        or covered_upto > indexed_upto
+        or covered_upto < 0
+        or (covered_upto > 0 and key_at(covered_upto) != anchor)
+        or zlib.crc32(bits) != crc
+    ):
+        return None
+    loaded = KeyFilter((1 << bits_log2) // BITS_PER_KEY, bits)
+    loaded.count = count
+    loaded.covered_upto = covered_upto
+    return loaded

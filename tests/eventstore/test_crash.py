@@ -96,6 +96,7 @@ def crash_rounds(url: str, tmp_path: Path, rounds: int, reopen: Callable[[], Eve
 
 
 def test_sqlite_log_survives_sigkill_under_load(tmp_path: Path) -> None:
-    # A small dedup tail, so kills also land in its flushes and merges.
-    url = f"sqlite:///{tmp_path / 'crash.db'}?tail_limit=700&merge_min=1500&flush_slice=150"
+    # A small dedup tail and short slices, so kills also land in flushes and merges.
+    knobs = "tail_limit=700&merge_fan_in=3&merge_slice=400"
+    url = f"sqlite:///{tmp_path / 'crash.db'}?{knobs}"
     crash_rounds(url, tmp_path, ROUNDS, lambda: open_log(url))
