@@ -48,7 +48,7 @@ import base64
 import binascii
 import decimal
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -341,6 +341,40 @@ def _catalogue_columns(values: dict[str, str]) -> list[Any]:
     return columns
 
 
+class _Buffer:
+    """Pages folded into one `_Page` until the runner flushes them."""
+
+    __slots__ = ("_fold", "_statements", "_write")
+
+    def __init__(
+        self,
+        statements: _Statements,
+        write: Callable[[sqlite3.Connection, _Statements, _Page], None],
+    ) -> None:
+        self._statements = statements
+        self._write = write
+        self._fold = _Page()
+
+    @property
+    def size(self) -> int:
+        fold = self._fold
+        return (
+            len(fold.touched)
+            + len(fold.fields)
+            + len(fold.money)
+            + sum(len(members) for members in fold.players.values())
+        )
+
+    def fold(self, page: Sequence[RecordedEvent]) -> None:
+        fold = self._fold
+        with decimal.localcontext(_EXACT):
+            for event in page:
+                fold.add(event)
+
+    def flush(self, conn: sqlite3.Connection) -> None:
+        self._write(conn, self._statements, self._fold)
+
+
 class GamesProjection:
     """The `games` projection (see the module's docstring for the rules)."""
 
@@ -414,13 +448,21 @@ class GamesProjection:
     def apply(
         self, page: Sequence[RecordedEvent], conn: sqlite3.Connection, tables: Tables
     ) -> None:
-        fold = _Page()
+        buffer = self.buffer(tables)
+        buffer.fold(page)
+        buffer.flush(conn)
+
+    def buffer(self, tables: Tables) -> _Buffer:
+        """Write-behind (`protocol.Buffer`): pages folded into one `_Page` are one
+        bigger page."""
+        return _Buffer(self._statements(tables), self._write)
+
+    @classmethod
+    def _write(cls, conn: sqlite3.Connection, s: _Statements, fold: _Page) -> None:
+        """Merge what `fold` holds into the build's tables."""
         with decimal.localcontext(_EXACT):
-            for event in page:
-                fold.add(event)
             if not fold.touched:
                 return
-            s = self._statements(tables)
             conn.executemany(
                 s.touch_game,
                 [
@@ -429,9 +471,9 @@ class GamesProjection:
                 ],
             )
             if fold.fields:
-                self._merge_catalogue(conn, s, fold)
+                cls._merge_catalogue(conn, s, fold)
             if fold.money:
-                self._add_play(conn, s, fold)
+                cls._add_play(conn, s, fold)
 
     @staticmethod
     def _merge_catalogue(conn: sqlite3.Connection, s: _Statements, fold: _Page) -> None:

@@ -214,14 +214,39 @@ class LedgerProjection:
     def apply(
         self, page: Sequence[RecordedEvent], conn: sqlite3.Connection, tables: Tables
     ) -> None:
+        buffer = self.buffer(tables)
+        buffer.fold(page)
+        buffer.flush(conn)
+
+    def buffer(self, tables: Tables) -> _Buffer:
+        """Write-behind (`protocol.Buffer`): the ledger only appends rows (and
+        upserts links), so the pages' rows are inserted together at the flush."""
         s = self._cache.get(tables["ledger"])
         if s is None:
             s = self._cache[tables["ledger"]] = _statements(tables)
-        to_eur = self.rates.to_eur
-        times: dict[datetime, str] = {}
-        rows: list[tuple[Any, ...]] = []
-        links: list[tuple[Any, ...]] = []
-        unreadable: list[tuple[Any, ...]] = []
+        return _Buffer(s, self.rates)
+
+
+class _Buffer:
+    """The rows of the pages folded so far, inserted at the flush."""
+
+    __slots__ = ("_statements", "_to_eur", "links", "rows", "times", "unreadable")
+
+    def __init__(self, statements: _Statements, rates: Rates) -> None:
+        self._statements = statements
+        self._to_eur = rates.to_eur
+        self.times: dict[datetime, str] = {}
+        self.rows: list[tuple[Any, ...]] = []
+        self.links: list[tuple[Any, ...]] = []
+        self.unreadable: list[tuple[Any, ...]] = []
+
+    @property
+    def size(self) -> int:
+        return len(self.times) + len(self.rows) + len(self.links) + len(self.unreadable)
+
+    def fold(self, page: Sequence[RecordedEvent]) -> None:
+        to_eur = self._to_eur
+        times, rows, links, unreadable = self.times, self.rows, self.links, self.unreadable
         for event in page:
             if (event.source, event.type) in MONEY_EVENTS:
                 moved = read_movements(event)
@@ -270,12 +295,15 @@ class LedgerProjection:
                 link = _link(event)
                 if link is not None:
                     links.append(link)
-        if rows:
-            conn.executemany(s.insert_row, rows)
-        if links:
-            conn.executemany(s.upsert_link, links)
-        if unreadable:
-            conn.executemany(s.insert_unreadable, unreadable)
+
+    def flush(self, conn: sqlite3.Connection) -> None:
+        s = self._statements
+        if self.rows:
+            conn.executemany(s.insert_row, self.rows)
+        if self.links:
+            conn.executemany(s.upsert_link, self.links)
+        if self.unreadable:
+            conn.executemany(s.insert_unreadable, self.unreadable)
 
 
 # -- queries ------------------------------------------------------------------------------------

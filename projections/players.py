@@ -190,6 +190,19 @@ class _Page:
             text = self.times[moment] = time_text(moment)
         return text
 
+    def size(self) -> int:
+        """Keys held (what a write-behind buffer's memory grows with)."""
+        return (
+            len(self.times)
+            + len(self.acts)
+            + len(self.touched)
+            + len(self.profile)
+            + len(self.traits)
+            + len(self.fields)
+            + len(self.links)
+            + len(self.money)
+        )
+
     def touch(self, key: Key, position: int, received: str) -> None:
         current = self.touched.get(key)
         if current is None or position > current[0]:
@@ -505,6 +518,35 @@ def _field_columns(values: dict[str, str]) -> list[Any]:
     return columns
 
 
+class _Buffer:
+    """Pages folded into one `_Page` until the runner flushes them."""
+
+    __slots__ = ("_fold", "_statements", "_write")
+
+    def __init__(
+        self,
+        statements: _Statements,
+        to_eur: EurOf,
+        write: Callable[[sqlite3.Connection, _Statements, _Page], None],
+    ) -> None:
+        self._statements = statements
+        self._write = write
+        self._fold = _Page(to_eur)
+
+    @property
+    def size(self) -> int:
+        return self._fold.size()
+
+    def fold(self, page: Sequence[RecordedEvent]) -> None:
+        fold = self._fold
+        with localcontext(EXACT):
+            for event in page:
+                fold.add(event)
+
+    def flush(self, conn: sqlite3.Connection) -> None:
+        self._write(conn, self._statements, self._fold)
+
+
 class PlayersProjection:
     """The `players` projection (see the module's docstring for the rules)."""
 
@@ -665,11 +707,17 @@ class PlayersProjection:
     def apply(
         self, page: Sequence[RecordedEvent], conn: sqlite3.Connection, tables: Tables
     ) -> None:
-        s = self._statements(tables)
-        fold = _Page(self.rates.to_eur)
-        with localcontext(EXACT):
-            for event in page:
-                fold.add(event)
+        buffer = self.buffer(tables)
+        buffer.fold(page)
+        buffer.flush(conn)
+
+    def buffer(self, tables: Tables) -> _Buffer:
+        """Write-behind (`protocol.Buffer`): the pages folded into one `_Page`, whose
+        merge rules are order-free, are exactly one bigger page."""
+        return _Buffer(self._statements(tables), self.rates.to_eur, self._write)
+
+    def _write(self, conn: sqlite3.Connection, s: _Statements, fold: _Page) -> None:
+        """Merge what `fold` holds into the build's tables."""
         self._merge_profiles(conn, s, fold)
         recompute, linked_users = self._links(conn, s, fold)
         owner_of = self._owners(conn, s, fold)

@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from eventstore import RecordedEvent
 
-__all__ = ["CannotApply", "Projection", "Tables", "physical_name"]
+__all__ = [
+    "Buffer",
+    "Buffered",
+    "CannotApply",
+    "Projection",
+    "Tables",
+    "physical_name",
+]
 
 Tables = Mapping[str, str]
 """A build's table names: base name (`players`) → physical table (`players_b2`)."""
@@ -62,4 +69,44 @@ class Projection(Protocol):
         self, page: Sequence[RecordedEvent], conn: sqlite3.Connection, tables: Tables
     ) -> None:
         """Apply one page of events (position order) to the build's tables."""
+        ...
+
+
+class Buffer(Protocol):
+    """One build's changes folded in memory across pages, not yet written (write-behind).
+
+    The runner folds the pages of a build that is behind into one buffer and
+    flushes it, with the checkpoint of the last folded event, in one
+    transaction: every `flush_events` events, every `flush_seconds`, when the
+    buffer holds more than `max_buffered_keys` keys, at the head and on stop.
+    A crash loses only what was folded since the last flush, and the restart
+    folds it again from the checkpoint.
+
+    * `fold` adds a page (position order) in memory only. If it raises, the
+      runner throws the buffer away (it may hold half the page) and re-applies
+      from the last flushed checkpoint a page at a time with `apply`, which
+      isolates the culprit event.
+    * `size` is how many keys (rows, or row deltas) the buffer holds: what
+      bounds its memory.
+    * `flush` writes everything folded, inside the runner's transaction (it must
+      not commit). Folding pages p1, p2, … and flushing must give the same
+      tables as `apply(p1 + p2 + …)`. A buffer is flushed once, then dropped.
+    """
+
+    @property
+    def size(self) -> int: ...
+
+    def fold(self, page: Sequence[RecordedEvent]) -> None: ...
+
+    def flush(self, conn: sqlite3.Connection) -> None: ...
+
+
+@runtime_checkable
+class Buffered(Protocol):
+    """A projection that can also fold pages into a `Buffer` (the runner's
+    write-behind while a build catches up); without it, the runner calls
+    `apply` for every page."""
+
+    def buffer(self, tables: Tables) -> Buffer:
+        """A new, empty buffer for the build with these tables."""
         ...

@@ -11,6 +11,14 @@ For each projection the runner drives every build whose version is the code's:
   transaction first checks that the checkpoint is still where the page was read
   from, so two runners on one database never apply a page twice either (the
   loser re-reads).
+* write-behind: while a build is behind, a projection that offers a buffer
+  (`protocol.Buffered`) folds the pages in memory, and the runner writes the
+  buffer together with the checkpoint of the last folded event every
+  `flush_events` events, `flush_seconds` seconds or `max_buffered_keys` keys,
+  and at the head (every page there), so a crash still loses whole pages and
+  their checkpoint together (the restart folds them again). When a fold or a
+  flush raises, the buffer is thrown away and the events from the checkpoint are
+  applied again a page at a time, which isolates the culprit as below.
 * builds at the same checkpoint (a rebuild of all starts them all at 0, and live
   builds move together) share the page: it is read once, each event's money is
   decoded once for all of them (`movements.decoding_once`), and one transaction
@@ -42,13 +50,17 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TypeVar
+
+import msgspec
 
 from eventstore import EventLog, RecordedEvent
 from projections.database import Synchronous, open_views, views_path_for, write_transaction
 from projections.movements import decoding_once
-from projections.protocol import Projection
+from projections.protocol import Buffer, Buffered, Projection
 from projections.registry import (
     BUILDS_TABLE,
     CURRENT_STATES,
@@ -66,17 +78,49 @@ from projections.registry import (
 )
 from projections.status import ProjectionStatus, status
 
-__all__ = ["DEFAULT_CATCH_UP_PAGE_SIZE", "DEFAULT_PAGE_SIZE", "ProjectionRunner"]
+__all__ = [
+    "DEFAULT_CATCH_UP_PAGE_SIZE",
+    "DEFAULT_FLUSH_EVENTS",
+    "DEFAULT_FLUSH_SECONDS",
+    "DEFAULT_MAX_BUFFERED_KEYS",
+    "DEFAULT_PAGE_SIZE",
+    "ProjectionRunner",
+]
 
 DEFAULT_PAGE_SIZE = 1000
 #: Pages while a build is behind: a rebuild commits (and checkpoints the WAL) ten
 #: times less often; live following keeps small pages, so readers see events sooner.
 DEFAULT_CATCH_UP_PAGE_SIZE = 10_000
 DEFAULT_POLL_INTERVAL = 0.5
+#: Write-behind while a build is behind: its buffer is flushed (with its checkpoint)
+#: after this many events, this many seconds, or this many keys held, whichever
+#: comes first. The events bound the work a crash throws away, the seconds how
+#: stale an active build catching up looks to readers (a rebuild, unread until it
+#: swaps in, has no seconds bound), the keys the memory.
+DEFAULT_FLUSH_EVENTS = 100_000
+DEFAULT_FLUSH_SECONDS = 5.0
+DEFAULT_MAX_BUFFERED_KEYS = 300_000  # some 250 bytes a key: about 75 MB a build
 
 logger = logging.getLogger("playerlog.projections")
 
 _T = TypeVar("_T")
+
+
+@dataclass(slots=True)
+class _Pending:
+    """A build's write-behind buffer: the events after `build.position` (its
+    flushed checkpoint) up to `position`, folded but not yet written."""
+
+    build: Build
+    buffer: Buffer
+    position: int
+    events: int
+    since: float  # time.monotonic() of the first fold
+
+
+_Work = tuple[Projection, Build, Callable[[], None], int]
+"""A build's write for one transaction: what to run, and the checkpoint it reaches."""
+_Failed = list[tuple[Projection, Build, BaseException | None]]
 
 
 class _Aborted(Exception):  # noqa: N818  (what happened: SQLite aborted the transaction)
@@ -95,6 +139,13 @@ class ProjectionRunner:
     of a build whose last page came back full (it is behind: a rebuild, a restart
     after downtime). A caller who picks `page_size` alone gets exactly that size
     everywhere; with neither, 1,000 live and 10,000 behind.
+
+    A projection that offers a `Buffer` (`protocol.Buffered`) is written behind
+    while its build is behind: its pages are folded in memory and flushed with
+    the checkpoint every `flush_events` events, `flush_seconds` seconds or
+    `max_buffered_keys` keys, and at the head (every page there), before a swap
+    and on `flush()`, `close()` and the end of `run()`. `flush_events=1` writes
+    every page, as for a projection without a buffer.
     """
 
     def __init__(
@@ -106,6 +157,9 @@ class ProjectionRunner:
         page_size: int | None = None,
         catch_up_page_size: int | None = None,
         poll_interval: float = DEFAULT_POLL_INTERVAL,
+        flush_events: int = DEFAULT_FLUSH_EVENTS,
+        flush_seconds: float = DEFAULT_FLUSH_SECONDS,
+        max_buffered_keys: int = DEFAULT_MAX_BUFFERED_KEYS,
         synchronous: Synchronous = "NORMAL",
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -117,6 +171,8 @@ class ProjectionRunner:
             raise ValueError("page_size must be at least 1")
         if catch_up_page_size < 1:
             raise ValueError("catch_up_page_size must be at least 1")
+        if flush_events < 1 or max_buffered_keys < 1:
+            raise ValueError("flush_events and max_buffered_keys must be at least 1")
         names = [p.name for p in projections]
         if not names or len(set(names)) != len(names):
             raise ValueError(f"projections need distinct names, got {names}")
@@ -128,6 +184,9 @@ class ProjectionRunner:
         self.page_size = page_size
         self.catch_up_page_size = catch_up_page_size
         self.poll_interval = poll_interval
+        self.flush_events = flush_events
+        self.flush_seconds = flush_seconds
+        self.max_buffered_keys = max_buffered_keys
         self._clock = clock
         self.views_path = Path(views) if views is not None else views_path_for(log.backend.url)
         self.conn = open_views(self.views_path, synchronous=synchronous)
@@ -136,20 +195,44 @@ class ProjectionRunner:
         self._marked: set[tuple[str, int]] = set()
         self._warned: set[tuple[str, int]] = set()
         self._behind: set[tuple[str, int]] = set()  # builds whose last page came back full
+        self._pending: dict[tuple[str, int], _Pending] = {}  # write-behind buffers
 
     # -- one round -------------------------------------------------------------------
 
     def step(self) -> int:
-        """Apply at most one page to every build this runner drives; returns how
-        many events were applied (0: everything is at the head or stopped)."""
+        """Apply (or fold into a write-behind buffer) at most one page for every
+        build this runner drives; returns how many events that was (0: everything
+        is at the head or stopped). Events folded and then thrown away (another
+        runner moved the checkpoint, a flush failed) are not taken back."""
         with self._lock:
             builds = load_builds(self.conn, self.projections)
             at: dict[int, list[tuple[Projection, Build]]] = {}
+            driven: set[tuple[str, int]] = set()
             for name, projection in self.projections.items():
                 mine = [b for b in builds if b.name == name]
                 for build in self._drivable(projection, mine):
-                    at.setdefault(build.position, []).append((projection, build))
-            return sum(self._advance(group) for _, group in sorted(at.items()))
+                    key = (build.name, build.build)
+                    driven.add(key)
+                    position = build.position
+                    pending = self._pending.get(key)
+                    if pending is not None:
+                        if pending.build.position == build.position:
+                            pending.build = build
+                            position = pending.position
+                        else:
+                            # another runner (or an operator) moved the checkpoint:
+                            # what this one folded may be there already
+                            del self._pending[key]
+                    at.setdefault(position, []).append((projection, build))
+            for key in [k for k in self._pending if k not in driven]:
+                del self._pending[key]  # stopped, retired or replaced meanwhile
+            return sum(self._advance(after, group) for after, group in sorted(at.items()))
+
+    def flush(self) -> None:
+        """Write every write-behind buffer with its checkpoint now (the runner does
+        so by itself at the head, and in `close()` and at the end of `run()`)."""
+        with self._lock:
+            self._flush_pending(list(self._pending), caught_up=False)
 
     def catch_up(self, *, progress: Callable[[list[ProjectionStatus]], None] | None = None) -> int:
         """Apply pages until every build is at the head (rebuilds swapped in) or
@@ -181,6 +264,12 @@ class ProjectionRunner:
                 applied = 0
             if not applied:
                 await self._wait(generation, stop)
+        # on stop: what a build folded is not thrown away (close() does the same
+        # for a cancelled run)
+        try:
+            await self._in_thread(self.flush)
+        except Exception:
+            logger.exception("flushing on stop failed; the next run folds those events again")
 
     def start_rebuild(self, name: str) -> Build:
         """Start a rebuild of `name` (see `registry.start_rebuild`); the runner drives it."""
@@ -192,8 +281,16 @@ class ProjectionRunner:
             return status(self.conn, self.log, self.projections, clock=self._clock)
 
     def close(self) -> None:
-        with self._lock:
-            self.conn.close()
+        """Flush the write-behind buffers, then close. A failing flush is logged,
+        not raised (it would hide the error that made a caller close): the
+        checkpoint is the last flush's, so the next run folds those events again."""
+        try:
+            self.flush()
+        except Exception:
+            logger.exception("flushing on close failed; the next run folds those events again")
+        finally:
+            with self._lock:
+                self.conn.close()
 
     def __enter__(self) -> ProjectionRunner:
         return self
@@ -246,9 +343,9 @@ class ProjectionRunner:
 
     # -- one page ----------------------------------------------------------------------
 
-    def _advance(self, group: list[tuple[Projection, Build]]) -> int:
-        """One page for builds at the same checkpoint: read once, applied to each."""
-        after = group[0][1].position
+    def _advance(self, after: int, group: list[tuple[Projection, Build]]) -> int:
+        """One page for builds at the same position `after` (a checkpoint, or the
+        last event folded into a buffer): read once, applied to or folded by each."""
         behind = any((b.name, b.build) in self._behind for _, b in group)
         limit = self.catch_up_page_size if behind else self.page_size
         page = self.log.read(after=after, limit=limit)
@@ -259,34 +356,185 @@ class ProjectionRunner:
             else:
                 self._behind.add((build.name, build.build))
         if not page:
-            for _, build in group:
-                if build.active and build.caught_up_at is None:
-                    self._mark_caught_up(build)
-                elif not build.active:
-                    self._swap_in(build, build.position)
+            self._reached_head(after, group)
             return 0
+        applied = 0
+        work: list[_Work] = []
+        flushing: dict[tuple[str, int], _Pending] = {}
         with decoding_once():
-            try:
-                done, failed = self._apply_page(group, page, at_head=at_head)
-            except _Aborted as aborted:
-                # SQLite rolled the whole transaction back (a full disk, say): every
-                # build on its own, as if alone, so each failing one is isolated.
-                done, failed = [], [(p, b, aborted.__cause__) for p, b in group]
-            applied = len(page) * len(done)
-            for projection, build, error in failed:
-                logger.warning(
-                    "projection %s build %d: page %d..%d failed; isolating the event",
-                    build.name,
-                    build.build,
-                    page[0].position,
-                    page[-1].position,
-                    exc_info=error,
-                )
+            for projection, build in group:
+                if not isinstance(projection, Buffered):
+                    write = partial(projection.apply, page, self.conn, build.tables)
+                    work.append((projection, build, write, page[-1].position))
+                    continue
+                replayed, pending = self._fold(projection, build, page)
+                applied += replayed
+                if pending is None:
+                    continue
+                if at_head or self._due(pending):
+                    flushing[(build.name, build.build)] = pending
+                    flush = partial(pending.buffer.flush, self.conn)
+                    work.append((projection, build, flush, pending.position))
+                else:
+                    self._pending[(build.name, build.build)] = pending
+                    applied += len(page)
+            if work:
+                applied += self._write_page(work, flushing, page, at_head=at_head)
+        return applied
+
+    def _fold(
+        self, projection: Buffered, build: Build, page: list[RecordedEvent]
+    ) -> tuple[int, _Pending | None]:
+        """Fold `page` into the build's buffer (a new one if it has none); returns
+        the buffer, or, if folding raised, None and how many events the replay
+        that isolates the culprit applied beyond those already counted."""
+        key = (build.name, build.build)
+        pending = self._pending.pop(key, None)
+        if pending is None:
+            buffer = projection.buffer(build.tables)
+            pending = _Pending(build, buffer, build.position, 0, time.monotonic())
+        try:
+            pending.buffer.fold(page)
+        except Exception as error:
+            logger.warning(
+                "projection %s build %d: folding page %d..%d failed; re-applying "
+                "from checkpoint %d to isolate the event",
+                build.name,
+                build.build,
+                page[0].position,
+                page[-1].position,
+                build.position,
+                exc_info=error,
+            )
+            # the buffer may hold half the page: thrown away, the flushed tables and
+            # checkpoint are the truth to re-apply from
+            replayed = self._replay(self.projections[build.name], build, page[-1].position)
+            return max(0, replayed - pending.events), None
+        pending.position = page[-1].position
+        pending.events += len(page)
+        return 0, pending
+
+    def _write_page(
+        self,
+        work: list[_Work],
+        flushing: dict[tuple[str, int], _Pending],
+        page: list[RecordedEvent],
+        *,
+        at_head: bool,
+    ) -> int:
+        """Commit a page's writes (`apply`, or a buffer's flush for the builds in
+        `flushing`); isolate what fails; swap in rebuilds that reached the head.
+        Returns the events applied (a flush counts the page it ends with)."""
+        try:
+            done, failed = self._commit(work, at_head=at_head)
+        except _Aborted as aborted:
+            # SQLite rolled the whole transaction back (a full disk, say): every
+            # build on its own, as if alone, so each failing one is isolated.
+            done, failed = [], [(p, b, aborted.__cause__) for p, b, _, _ in work]
+        applied = len(page) * len(done)
+        for projection, build, error in failed:
+            logger.warning(
+                "projection %s build %d: page %d..%d failed; isolating the event",
+                build.name,
+                build.build,
+                page[0].position,
+                page[-1].position,
+                exc_info=error,
+            )
+            pending = flushing.get((build.name, build.build))
+            if pending is None:
                 applied += self._isolate(projection, build, page)
+            else:
+                replayed = self._replay(projection, build, pending.position)
+                applied += max(0, replayed - (pending.events - len(page)))
         if at_head:
             for build in done:
                 if not build.active:
                     self._swap_in(build, page[-1].position)
+        return applied
+
+    def _reached_head(self, after: int, group: list[tuple[Projection, Build]]) -> None:
+        """Nothing after `after`: flush the buffers, mark active builds caught up,
+        swap rebuilds in."""
+        self._flush_pending([(b.name, b.build) for _, b in group], caught_up=True)
+        for _, build in group:
+            # a flush just moved the checkpoint up to `after` (or failed: then the
+            # registry is elsewhere and both calls below leave it alone)
+            flushed = msgspec.structs.replace(build, position=after)
+            if build.active and build.caught_up_at is None:
+                self._mark_caught_up(flushed)
+            elif not build.active:
+                self._swap_in(flushed, after)
+
+    def _due(self, pending: _Pending) -> bool:
+        # The seconds bound how stale an active build catching up looks to its
+        # readers; a rebuild is not read before it swaps in (and it swaps in only
+        # once flushed at the head), so it flushes by events and keys alone.
+        return (
+            pending.events >= self.flush_events
+            or pending.buffer.size >= self.max_buffered_keys
+            or (pending.build.active and time.monotonic() - pending.since >= self.flush_seconds)
+        )
+
+    def _flush_pending(self, keys: list[tuple[str, int]], *, caught_up: bool) -> None:
+        """Write the buffers of these builds (those that have one) with their checkpoints."""
+        pendings = [p for key in keys if (p := self._pending.pop(key, None)) is not None]
+        if not pendings:
+            return
+        work: list[_Work] = [
+            (
+                self.projections[p.build.name],
+                p.build,
+                partial(p.buffer.flush, self.conn),
+                p.position,
+            )
+            for p in pendings
+        ]
+        with decoding_once():
+            try:
+                _, failed = self._commit(work, at_head=caught_up)
+            except _Aborted as aborted:
+                failed = [(p, b, aborted.__cause__) for p, b, _, _ in work]
+            by_key = {(p.build.name, p.build.build): p for p in pendings}
+            for projection, build, error in failed:
+                pending = by_key[(build.name, build.build)]
+                logger.warning(
+                    "projection %s build %d: flushing %d..%d failed; isolating the event",
+                    build.name,
+                    build.build,
+                    build.position + 1,
+                    pending.position,
+                    exc_info=error,
+                )
+                self._replay(projection, build, pending.position)
+
+    def _replay(self, projection: Projection, build: Build, through: int) -> int:
+        """After a buffer failed (to fold or to flush) and was thrown away: apply
+        the events from the build's flushed checkpoint up to `through` a page at
+        a time with `apply`, as for a projection without a buffer, so that the
+        culprit is isolated and the events before it are committed. Returns the
+        events applied."""
+        applied = 0
+        current = build
+        while current.position < through:
+            read = self.log.read(after=current.position, limit=self.catch_up_page_size)
+            page = [event for event in read if event.position <= through]
+            if not page:
+                break
+            try:
+                done, failed = self._apply_page([(projection, current)], page, at_head=False)
+            except _Aborted as aborted:
+                done, failed = [], [(projection, current, aborted.__cause__)]
+            if failed:
+                isolated = self._isolate(projection, current, page)
+                applied += isolated
+                if isolated < len(page):
+                    break  # stopped at the culprit (or another runner moved it)
+            elif not done:
+                break  # another runner moved the checkpoint
+            else:
+                applied += len(page)
+            current = msgspec.structs.replace(current, position=page[-1].position)
         return applied
 
     def _still_at(self, build: Build) -> bool:
@@ -308,20 +556,33 @@ class ProjectionRunner:
         page: list[RecordedEvent],
         *,
         at_head: bool,
-    ) -> tuple[list[Build], list[tuple[Projection, Build, BaseException | None]]]:
+    ) -> tuple[list[Build], _Failed]:
         """Apply `page` to each build of `group` still at its checkpoint, with the
         checkpoints, in one transaction; returns the builds done and those whose
         apply raised (rolled back to their savepoint, to be isolated)."""
+        return self._commit(
+            [
+                (p, b, partial(p.apply, page, self.conn, b.tables), page[-1].position)
+                for p, b in group
+            ],
+            at_head=at_head,
+        )
+
+    def _commit(self, work: list[_Work], *, at_head: bool) -> tuple[list[Build], _Failed]:
+        """Run each build's write (a page's apply, a buffer's flush) and move its
+        checkpoint, each in a savepoint, all in one transaction; builds no longer
+        at their checkpoint are left out. Returns the builds done and those whose
+        write raised (rolled back to their savepoint)."""
         done: list[Build] = []
-        failed: list[tuple[Projection, Build, BaseException | None]] = []
+        failed: _Failed = []
         with write_transaction(self.conn):
-            for projection, build in group:
+            for projection, build, write, position in work:
                 if not self._still_at(build):
                     continue  # another runner moved it, or an operator stopped it
                 self.conn.execute("SAVEPOINT projection_page")
                 try:
-                    projection.apply(page, self.conn, build.tables)
-                    self._checkpoint(build, page[-1].position, caught_up=at_head)
+                    write()
+                    self._checkpoint(build, position, caught_up=at_head)
                 except Exception as error:
                     if not self.conn.in_transaction:
                         raise _Aborted from error

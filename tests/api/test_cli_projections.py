@@ -409,8 +409,12 @@ def test_when_the_driving_worker_is_killed_the_standby_takes_over_without_double
         second = _worker(db, tmp_path / "second.out")
         _wait_for(lambda: b"standing by" in (tmp_path / "second.out").read_bytes(),
                   "the second worker stands by")
-        log.append_sync(events[2000:])
+        # the worker writes behind while it catches up (its checkpoint moves at
+        # flushes, not every page): a first batch it has flushed, then the rest,
+        # and the kill lands while it works on those
+        log.append_sync(events[2000:16_000])
         _wait_for(lambda: _checkpoint(views) > 2000, "the first worker is at work")
+        log.append_sync(events[16_000:])
 
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=10)

@@ -14,7 +14,7 @@ from typing import Any
 import msgspec
 
 from eventstore import Envelope, EventLog, RecordedEvent
-from projections import PlayersProjection, ProjectionRunner, open_views
+from projections import PlayersProjection, Projection, ProjectionRunner, Tables, open_views
 from projections.standard import standard_projections
 
 T0 = datetime(2026, 5, 18, 14, 38, tzinfo=UTC)
@@ -493,3 +493,24 @@ def fresh_standard_build(
 
 def views_conn(path: Path) -> sqlite3.Connection:
     return open_views(path)
+
+
+class ApplyOnly:
+    """A projection (players by default) offered through `apply` alone, without its
+    write-behind buffer: the runner then applies every page (the path any
+    projection without a buffer takes). Subclasses override `apply` to fail or
+    crash on purpose."""
+
+    def __init__(self, inner: Projection | None = None) -> None:
+        self.inner = inner if inner is not None else PlayersProjection()
+        self.name = self.inner.name
+        self.version = self.inner.version
+        self.tables = self.inner.tables
+
+    def create(self, db: Any, tables: Tables) -> None:
+        self.inner.create(db, tables)
+
+    def apply(
+        self, page: Sequence[RecordedEvent], conn: sqlite3.Connection, tables: Tables
+    ) -> None:
+        self.inner.apply(page, conn, tables)

@@ -1,5 +1,6 @@
-"""A worker killed with SIGKILL mid-page and restarted gives the same read models
-(every standard projection, every table)."""
+"""A worker killed with SIGKILL mid-page (or mid-buffer: events folded in memory,
+not yet flushed) and restarted gives the same read models (every standard
+projection, every table)."""
 
 from __future__ import annotations
 
@@ -25,7 +26,16 @@ ROUNDS = int(os.environ.get("PLAYERLOG_PROJECTION_CRASH_ROUNDS", "5"))
 
 def _start(url: str, views: Path, ready: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "tests.projections.worker_child", url, str(views), "20", str(ready)],
+        [
+            sys.executable,
+            "-m",
+            "tests.projections.worker_child",
+            url,
+            str(views),
+            "20",  # events a page
+            str(ready),
+            "70",  # events between flushes: a flush every fourth page while behind
+        ],
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

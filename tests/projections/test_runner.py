@@ -26,6 +26,7 @@ from projections.registry import load_builds
 from tests.projections.helpers import (
     ENV,
     TENANT,
+    ApplyOnly,
     at,
     dump,
     fresh_build,
@@ -39,7 +40,7 @@ class Crash(BaseException):
     """Stands for the process dying in the middle of a page."""
 
 
-class CrashingPlayers(PlayersProjection):
+class CrashingPlayers(ApplyOnly):
     """Writes half of the `crash_on`-th page, then dies."""
 
     def __init__(self, crash_on: int) -> None:
@@ -57,7 +58,7 @@ class CrashingPlayers(PlayersProjection):
         super().apply(page, conn, tables)
 
 
-class FailingPlayers(PlayersProjection):
+class FailingPlayers(ApplyOnly):
     """Fails on one event id (a bug, say) until `fixed` is set."""
 
     def __init__(self, bad_event_id: str) -> None:
@@ -204,7 +205,7 @@ def test_retry_applies_the_event_once_the_cause_is_fixed(
 def test_a_transient_failure_of_a_page_does_not_stop_the_projection(
     log: EventLog, views: Path, tmp_path: Path
 ) -> None:
-    class Flaky(PlayersProjection):
+    class Flaky(ApplyOnly):
         failures = 1
 
         def apply(
@@ -226,8 +227,9 @@ def test_a_runner_whose_checkpoint_moved_underneath_rereads_instead_of_applying_
     log: EventLog, views: Path, tmp_path: Path
 ) -> None:
     log.append_sync(mixed_events(400, seed=5))
-    first = ProjectionRunner(log, [PlayersProjection()], views=views, page_size=100)
-    second = ProjectionRunner(log, [PlayersProjection()], views=views, page_size=70)
+    # every page flushed, as at the head (the buffered variant: test_runner_buffer.py)
+    first = ProjectionRunner(log, [PlayersProjection()], views=views, page_size=100, flush_events=1)
+    second = ProjectionRunner(log, [PlayersProjection()], views=views, page_size=70, flush_events=1)
     first.step()  # creates the build, applies 1..100
 
     real_read = log.read
@@ -251,7 +253,12 @@ def test_status_reports_position_head_lag_and_state(log: EventLog, views: Path) 
     log.append_sync(mixed_events(250, seed=6))
     clock_now = [at(0).timestamp() + 86_400 * 400]
     with ProjectionRunner(
-        log, [PlayersProjection()], views=views, page_size=100, clock=lambda: clock_now[0]
+        log,
+        [PlayersProjection()],
+        views=views,
+        page_size=100,
+        flush_events=1,  # the status of a build that flushed its first page
+        clock=lambda: clock_now[0],
     ) as runner:
         runner.step()
         (state,) = status(runner.conn, log, ["players"], clock=lambda: clock_now[0] + 10)
