@@ -44,8 +44,6 @@ these names point at the active build): `games`, `games_fields`,
 
 from __future__ import annotations
 
-import base64
-import binascii
 import decimal
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
@@ -58,10 +56,9 @@ import msgspec
 
 from eventstore import RecordedEvent
 from projections.database import read_transaction
+from projections.listing import MAX_LIST_LIMIT, list_changed
 from projections.movements import MOVEMENT_TABLE, Movement, movements_of
-from projections.players import InvalidCursorError
 from projections.protocol import CannotApply, Tables
-from projections.registry import active_position
 from projections.timefmt import parse_time, time_text
 
 __all__ = [
@@ -669,22 +666,6 @@ def get_game(conn: sqlite3.Connection, tenant: str, environment: str, game_id: s
     return _game(row, stats[game_id])
 
 
-def _encode_cursor(position: int, game_id: str | None) -> str:
-    return base64.urlsafe_b64encode(_encode([position, game_id])).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[int, str | None]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        position, game_id = msgspec.json.decode(raw, type=tuple[int, str | None])
-    except (binascii.Error, ValueError, msgspec.DecodeError):
-        raise InvalidCursorError(f"invalid cursor {cursor!r}") from None
-    return position, game_id
-
-
-MAX_LIST_LIMIT: Final = 1000
-
-
 def list_games(
     conn: sqlite3.Connection,
     tenant: str,
@@ -704,49 +685,23 @@ def list_games(
     pointing at the checkpoint). Raises `InvalidCursorError` for a cursor it
     did not make.
     """
-    if not 1 <= limit <= MAX_LIST_LIMIT:
-        raise ValueError(f"limit must be between 1 and {MAX_LIST_LIMIT}")
-    after_position, after_game = (0, None) if cursor is None else _decode_cursor(cursor)
-    since = None if updated_since is None else time_text(updated_since)
-    with read_transaction(conn):
-        checkpoint = active_position(conn, "games")
-        if checkpoint is None:
-            return GamePage(items=[], next_cursor=cursor, has_more=False, position=0)
-        clauses = ["tenant = ?", "environment = ?"]
-        params: list[Any] = [tenant, environment]
-        if since is not None:
-            first = conn.execute(
-                "SELECT min(position) FROM games "
-                "WHERE tenant = ? AND environment = ? AND updated_at >= ?",
-                (tenant, environment, since),
-            ).fetchone()[0]
-            if first is None:
-                return GamePage(
-                    items=[],
-                    next_cursor=_encode_cursor(max(checkpoint, after_position), None),
-                    has_more=False,
-                    position=checkpoint,
-                )
-            clauses.append("updated_at >= ?")
-            params.append(since)
-            if first - 1 > after_position:
-                after_position, after_game = first - 1, None
-        if after_game is None:
-            clauses.append("position > ?")
-            params.append(after_position)
-        else:
-            clauses.append("(position > ? OR (position = ? AND game_id > ?))")
-            params.extend((after_position, after_position, after_game))
-        rows = conn.execute(
-            f"SELECT {_COLUMNS} FROM games WHERE {' AND '.join(clauses)} "  # noqa: S608
-            "ORDER BY position, game_id LIMIT ?",
-            (*params, limit),
-        ).fetchall()
-        stats = _stats_of(conn, tenant, environment, [row[2] for row in rows])
-    items = [_game(row, stats[row[2]]) for row in rows]
-    has_more = len(items) == limit
-    if has_more:
-        next_cursor = _encode_cursor(items[-1].position, items[-1].game_id)
-    else:
-        next_cursor = _encode_cursor(max(checkpoint, after_position), None)
-    return GamePage(items=items, next_cursor=next_cursor, has_more=has_more, position=checkpoint)
+    listing = list_changed(
+        conn,
+        projection="games",
+        table="games",
+        key="game_id",
+        columns=_COLUMNS,
+        tenant=tenant,
+        environment=environment,
+        updated_since=updated_since,
+        limit=limit,
+        cursor=cursor,
+        enrich=lambda c, rows: _stats_of(c, tenant, environment, [row[2] for row in rows]),
+    )
+    stats = listing.extra or {}
+    return GamePage(
+        items=[_game(row, stats[row[2]]) for row in listing.rows],
+        next_cursor=listing.next_cursor,
+        has_more=listing.has_more,
+        position=listing.position,
+    )

@@ -52,8 +52,6 @@ these names point at the active build): `players`, `players_traits`,
 
 from __future__ import annotations
 
-import base64
-import binascii
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -65,10 +63,10 @@ import msgspec
 
 from eventstore import RecordedEvent
 from projections.database import read_transaction
+from projections.listing import InvalidCursorError, list_changed
 from projections.movements import EXACT, MONEY_EVENTS, Movement, movements_of
 from projections.protocol import CannotApply, Tables
 from projections.rates import NO_RATES, Rates
-from projections.registry import active_position
 from projections.timefmt import parse_time, time_text
 
 __all__ = [
@@ -1021,10 +1019,6 @@ class PlayerPage(msgspec.Struct, frozen=True, kw_only=True):
     """The projection's checkpoint: this listing reflects the log up to here."""
 
 
-class InvalidCursorError(ValueError):
-    """A cursor that `list_players` did not make."""
-
-
 _COLUMNS = (
     "tenant, environment, user_id, traits, " + ", ".join(PLAYER_FIELDS) + ", anonymous_ids, "
     "first_seen, last_seen, event_count, last_login, login_count, position, updated_at"
@@ -1214,22 +1208,6 @@ def get_player(
     return _player(row, money)
 
 
-def _encode_cursor(position: int, user_id: str | None) -> str:
-    return base64.urlsafe_b64encode(_encode([position, user_id])).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[int, str | None]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        position, user_id = msgspec.json.decode(raw, type=tuple[int, str | None])
-    except (binascii.Error, ValueError, msgspec.DecodeError):
-        raise InvalidCursorError(f"invalid cursor {cursor!r}") from None
-    return position, user_id
-
-
-MAX_LIST_LIMIT: Final = 1000
-
-
 def list_players(
     conn: sqlite3.Connection,
     tenant: str,
@@ -1247,49 +1225,23 @@ def list_players(
     poller asks with `updated_since` once, then keeps passing `next_cursor` (it
     is returned even when the page is empty, pointing at the checkpoint).
     """
-    if not 1 <= limit <= MAX_LIST_LIMIT:
-        raise ValueError(f"limit must be between 1 and {MAX_LIST_LIMIT}")
-    after_position, after_user = (0, None) if cursor is None else _decode_cursor(cursor)
-    since = None if updated_since is None else time_text(updated_since)
-    with read_transaction(conn):
-        checkpoint = active_position(conn, "players")
-        if checkpoint is None:
-            return PlayerPage(items=[], next_cursor=cursor, has_more=False, position=0)
-        clauses = ["tenant = ?", "environment = ?"]
-        params: list[Any] = [tenant, environment]
-        if since is not None:
-            first = conn.execute(
-                "SELECT min(position) FROM players "
-                "WHERE tenant = ? AND environment = ? AND updated_at >= ?",
-                (tenant, environment, since),
-            ).fetchone()[0]
-            if first is None:
-                return PlayerPage(
-                    items=[],
-                    next_cursor=_encode_cursor(max(checkpoint, after_position), None),
-                    has_more=False,
-                    position=checkpoint,
-                )
-            clauses.append("updated_at >= ?")
-            params.append(since)
-            if first - 1 > after_position:
-                after_position, after_user = first - 1, None
-        if after_user is None:
-            clauses.append("position > ?")
-            params.append(after_position)
-        else:
-            clauses.append("(position > ? OR (position = ? AND user_id > ?))")
-            params.extend((after_position, after_position, after_user))
-        rows = conn.execute(
-            f"SELECT {_COLUMNS} FROM players WHERE {' AND '.join(clauses)} "  # noqa: S608
-            "ORDER BY position, user_id LIMIT ?",
-            (*params, limit),
-        ).fetchall()
-        money = _money_of(conn, tenant, environment, [row[2] for row in rows])
-    items = [_player(row, money[row[2]]) for row in rows]
-    has_more = len(items) == limit
-    if has_more:
-        next_cursor = _encode_cursor(items[-1].position, items[-1].user_id)
-    else:
-        next_cursor = _encode_cursor(max(checkpoint, after_position), None)
-    return PlayerPage(items=items, next_cursor=next_cursor, has_more=has_more, position=checkpoint)
+    listing = list_changed(
+        conn,
+        projection="players",
+        table="players",
+        key="user_id",
+        columns=_COLUMNS,
+        tenant=tenant,
+        environment=environment,
+        updated_since=updated_since,
+        limit=limit,
+        cursor=cursor,
+        enrich=lambda c, rows: _money_of(c, tenant, environment, [row[2] for row in rows]),
+    )
+    money = listing.extra or {}
+    return PlayerPage(
+        items=[_player(row, money[row[2]]) for row in listing.rows],
+        next_cursor=listing.next_cursor,
+        has_more=listing.has_more,
+        position=listing.position,
+    )
