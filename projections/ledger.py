@@ -46,6 +46,7 @@ import msgspec
 
 from eventstore import RecordedEvent
 from projections.database import read_transaction
+from projections.links import create_links_table
 from projections.movements import MONEY_EVENTS, MOVEMENT_KINDS, UnreadableMoney, read_movements
 from projections.protocol import CannotApply, Tables
 from projections.rates import NO_RATES, Rates, eur_text
@@ -186,14 +187,7 @@ class LedgerProjection:
             ["tenant", "environment", "user_id", "occurred_at", "position", "line"],
             index_name=f"{tables['ledger']}_by_user",
         )
-        links = db.table(tables["ledger_links"]).create(
-            {**scope, "anonymous_id": str, "user_id": str, "time": str, "position": int},
-            pk=("tenant", "environment", "anonymous_id"),
-            not_null={"tenant", "environment", "anonymous_id", "user_id", "time", "position"},
-        )
-        links.create_index(
-            ["tenant", "environment", "user_id"], index_name=f"{tables['ledger_links']}_by_user"
-        )
+        create_links_table(db, tables["ledger_links"])
         unreadable = db.table(tables["ledger_unreadable"]).create(
             {
                 **scope,

@@ -63,6 +63,7 @@ import msgspec
 
 from eventstore import RecordedEvent
 from projections.database import read_transaction
+from projections.links import create_links_table
 from projections.listing import InvalidCursorError, list_changed
 from projections.movements import EXACT, MONEY_EVENTS, Movement, movements_of
 from projections.protocol import CannotApply, Tables
@@ -630,14 +631,7 @@ class PlayersProjection:
             pk=("tenant", "environment", "user_id", "field"),
             not_null={"tenant", "environment", "user_id", "field", "value", "time", "position"},
         )
-        links = db.table(tables["players_links"]).create(
-            {**scope, "anonymous_id": str, "user_id": str, "time": str, "position": int},
-            pk=("tenant", "environment", "anonymous_id"),
-            not_null={"tenant", "environment", "anonymous_id", "user_id", "time", "position"},
-        )
-        links.create_index(
-            ["tenant", "environment", "user_id"], index_name=f"{tables['players_links']}_by_user"
-        )
+        create_links_table(db, tables["players_links"])
         actors = db.table(tables["players_actors"]).create(
             {
                 **scope,
