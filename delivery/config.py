@@ -36,6 +36,7 @@ ENVIRONMENTS = ("live", "staging")
 SOURCES: tuple[Source, ...] = ("track", "identify", "unified")
 MAX_BATCH_SIZE = 1000
 MIN_SECRET_LENGTH = 16
+MAX_IN_FLIGHT = 1000
 
 _NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 _DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*")
@@ -127,6 +128,10 @@ class NatsSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """JetStream's dedup window for a stream created here (seconds or e.g. `2m`)."""
     ack_timeout: float | str = 5.0
     """Seconds to wait for the server's publish acknowledgement before retrying."""
+    max_in_flight: int = 64
+    """Publishes awaiting their acknowledgement at once, each of a different player
+    (a player's next message waits for the previous one's). 1 publishes one message
+    at a time: strict log order across players too."""
 
     def __post_init__(self) -> None:
         servers = [self.servers] if isinstance(self.servers, str) else self.servers
@@ -151,6 +156,10 @@ class NatsSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
             raise ValueError("stream: create_stream needs the stream's name")
         self.duplicate_window = parse_seconds("duplicate_window", self.duplicate_window)
         self.ack_timeout = parse_seconds("ack_timeout", self.ack_timeout)
+        if isinstance(self.max_in_flight, bool) or not 1 <= self.max_in_flight <= MAX_IN_FLIGHT:
+            raise ValueError(
+                f"max_in_flight: must be 1 to {MAX_IN_FLIGHT}, got {self.max_in_flight!r}"
+            )
 
     def server_list(self) -> list[str]:
         return [self.servers] if isinstance(self.servers, str) else list(self.servers)

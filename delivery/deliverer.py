@@ -4,9 +4,11 @@ Strict log order per destination: read the destination's next batch after its
 checkpoint, send it, and move the checkpoint past it only once it is acknowledged
 (or dead-lettered); the next batch is not sent before. Log order contains every
 player's order, so a player's events arrive in the order they were stored, and a
-receiver never sees event n+1 of a player before event n. The price: one failing
-batch holds up the destination (until it succeeds or is dead-lettered), not just
-that player.
+receiver never sees event n+1 of a player before event n. Within a batch a sink
+may publish different players' events concurrently, as long as each player's stay
+in order and `Outcome.delivered` counts only a wholly acknowledged prefix (the
+NATS sink does, see delivery/nats_sink.py). The price: one failing batch holds up
+the destination (until it succeeds or is dead-lettered), not just that player.
 
 At least once: a crash after a send and before the checkpoint write sends the
 batch again, so receivers dedup by `event_id` (NATS JetStream does it for us

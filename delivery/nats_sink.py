@@ -1,22 +1,38 @@
-"""NATS JetStream destinations: one message per event, acknowledged in order.
+"""NATS JetStream destinations: one message per event, in order per player.
 
 Subject: `<subject_prefix>.<tenant>.<event type>`, each token sanitised (NATS
 subjects cannot hold spaces, `.`, `*` or `>`). Header `Nats-Msg-Id` is the event
 id, so JetStream drops a message it already stored within its duplicate window
 (a batch retried after a lost acknowledgement stores each event once).
 
-Messages are published one at a time, each acknowledgement awaited before the
-next: with several in flight, a lost one followed by a stored one would put a
-player's events out of order on retry. Per-message round trips cost throughput
-(see bench/scale); order is the promise.
+**The order rule: per player, not across players.** A batch is split into one
+chain per player (the envelope's subject), in log order. Up to `max_in_flight`
+publishes await their acknowledgement at once, each of a different player: a
+player's next message is published only after the previous one was
+acknowledged, and a free slot takes the earliest unsent message of a player with
+nothing in flight. So JetStream stores each player's events in log order; two
+players' events may interleave differently.
+
+**A failure.** A chain stops at its first failed publish (nothing more of that
+player is sent in this batch); the other chains finish. The outcome reports as
+delivered only the longest prefix of the batch whose every message was
+acknowledged; the rest is retried (by the deliverer), from the first event not
+acknowledged, which is the failed message of some chain. Per player that is
+safe: a player's acknowledged messages form a prefix of its chain and the
+failed one was the last sent, so the retry re-publishes, in order, messages
+that were either stored (dropped as duplicates by `Nats-Msg-Id`) or never
+stored. With `max_in_flight = 1` a batch is published one message at a time,
+in log order across players too.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import logging
 import re
+from collections import deque
 from collections.abc import Sequence
 
 import nats
@@ -115,36 +131,77 @@ class NatsSink:
         except (NatsError, OSError, TimeoutError) as problem:
             await self._drop_client()
             return Outcome(delivered=0, error=f"cannot connect to NATS: {_describe(problem)}")
-        prefix = self.settings.subject_prefix
-        timeout = float(self.settings.ack_timeout)
-        for done, event in enumerate(events):
-            headers = {
-                "Nats-Msg-Id": event.event_id,
-                "Playerlog-Position": str(event.position),
-                "Playerlog-Environment": event.environment,
-                "Playerlog-Source": event.source,
-            }
-            try:
-                await js.publish(
-                    subject_for(prefix, event.tenant, event.type),
-                    encode_event(event),
-                    timeout=timeout,
-                    stream=self.settings.stream,
-                    headers=headers,
-                )
-            except (MaxPayloadError, BadRequestError) as problem:
-                return Outcome(delivered=done, error=_describe(problem), permanent=True)
-            except (NoRespondersError, NoStreamResponseError):
-                return Outcome(
-                    delivered=done,
-                    error=f"no JetStream stream captures subject "
-                    f"{subject_for(prefix, event.tenant, event.type)!r}",
-                )
-            except (NatsError, OSError, TimeoutError) as problem:
-                return Outcome(
-                    delivered=done, error=f"publish not acknowledged: {_describe(problem)}"
-                )
-        return Outcome(delivered=len(events))
+        chains: dict[tuple[str, str, str], deque[int]] = {}
+        for index, event in enumerate(events):
+            key = (event.tenant, event.environment, event.subject)
+            chains.setdefault(key, deque()).append(index)
+        # The next message of every player with none in flight, earliest first.
+        ready = [(chain[0], key) for key, chain in chains.items()]
+        heapq.heapify(ready)
+        acked = [False] * len(events)
+        failures: dict[int, Outcome] = {}
+        in_flight = 0
+        changed = asyncio.Condition()
+
+        def startable() -> bool:
+            return bool(ready) or in_flight == 0
+
+        async def publisher() -> None:
+            nonlocal in_flight
+            while True:
+                async with changed:
+                    await changed.wait_for(startable)
+                    if not ready:
+                        return  # nothing in flight, nothing left: the batch is done
+                    index, key = heapq.heappop(ready)
+                    in_flight += 1
+                failure = await self._publish(js, events[index])
+                async with changed:
+                    in_flight -= 1
+                    chain = chains[key]
+                    chain.popleft()
+                    if failure is not None:
+                        failures[index] = failure  # nothing more of this player
+                    else:
+                        acked[index] = True
+                        if chain:
+                            heapq.heappush(ready, (chain[0], key))
+                    changed.notify_all()
+
+        async with asyncio.TaskGroup() as group:
+            for _ in range(min(int(self.settings.max_in_flight), len(chains))):
+                group.create_task(publisher())
+        if not failures:
+            return Outcome(delivered=len(events))
+        delivered = acked.index(False)
+        first = failures[delivered]  # the first event not acknowledged is a failed one
+        return Outcome(delivered=delivered, error=first.error, permanent=first.permanent)
+
+    async def _publish(self, js: JetStreamContext, event: RecordedEvent) -> Outcome | None:
+        """Publish one event and await its acknowledgement; None when acknowledged,
+        else the failure (with `delivered` 0)."""
+        subject = subject_for(self.settings.subject_prefix, event.tenant, event.type)
+        headers = {
+            "Nats-Msg-Id": event.event_id,
+            "Playerlog-Position": str(event.position),
+            "Playerlog-Environment": event.environment,
+            "Playerlog-Source": event.source,
+        }
+        try:
+            await js.publish(
+                subject,
+                encode_event(event),
+                timeout=float(self.settings.ack_timeout),
+                stream=self.settings.stream,
+                headers=headers,
+            )
+        except (MaxPayloadError, BadRequestError) as problem:
+            return Outcome(delivered=0, error=_describe(problem), permanent=True)
+        except (NoRespondersError, NoStreamResponseError):
+            return Outcome(delivered=0, error=f"no JetStream stream captures subject {subject!r}")
+        except (NatsError, OSError, TimeoutError) as problem:
+            return Outcome(delivered=0, error=f"publish not acknowledged: {_describe(problem)}")
+        return None
 
     async def _drop_client(self) -> None:
         client, self._client, self._js = self._client, None, None

@@ -82,6 +82,8 @@ def test_invalid_settings_are_refused_naming_the_field(
         ({"servers": "nats://x", "subject_prefix": "a.>"}, "subject_prefix"),
         ({"servers": "nats://x", "create_stream": True}, "stream: create_stream needs"),
         ({"servers": "nats://x", "stream": "my.stream"}, "stream: 'my.stream' must be"),
+        ({"servers": "nats://x", "max_in_flight": 0}, "max_in_flight: must be 1 to 1000"),
+        ({"servers": "nats://x", "max_in_flight": 1001}, "max_in_flight: must be 1 to 1000"),
     ],
 )
 def test_invalid_nats_settings_are_refused_naming_the_field(

@@ -18,12 +18,15 @@ from typing import Any
 
 import nats
 import pytest
+from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
+from delivery.config import Destination
 from delivery.nats_sink import NatsSink, subject_for, subject_token
 from delivery.operations import replay
+from delivery.sink import Outcome
 from delivery.store import DestinationStore
-from eventstore import EventLog
+from eventstore import EventLog, RecordedEvent
 from tests.delivery.helpers import add_events, deliver_until, first_receipts, nats_destination
 
 
@@ -59,6 +62,21 @@ async def _stored(url: str, stream: str) -> int:
         await client.close()
 
 
+def _positions_per_player(messages: list[Any]) -> dict[str, list[int]]:
+    """Each player's positions in the order the stream first stored them."""
+    stored: dict[str, list[int]] = {}
+    for m in messages:
+        stored.setdefault(json.loads(m.data)["subject"], []).append(
+            int(m.headers["Playerlog-Position"])
+        )
+    return {player: first_receipts(found) for player, found in stored.items()}
+
+
+def _assert_in_order_per_player(messages: list[Any]) -> None:
+    for player, positions in _positions_per_player(messages).items():
+        assert positions == sorted(positions), f"{player}'s events out of order: {positions}"
+
+
 @pytest.fixture
 async def stream(nats_url: str) -> AsyncIterator[str]:
     """A stream name no other test uses; the stream is deleted after the test."""
@@ -85,8 +103,9 @@ async def test_each_event_is_a_message_with_its_id_header_on_its_tenant_and_type
     await deliver_until(log, destination, lambda: bool(counted) and counted[-1] >= 30, during=count)
 
     messages = await _messages(nats_url, stream)
-    assert [m.headers["Nats-Msg-Id"] for m in messages] == ids
-    assert [m.headers["Playerlog-Position"] for m in messages] == [str(p) for p in range(1, 31)]
+    assert sorted(m.headers["Nats-Msg-Id"] for m in messages) == sorted(ids)
+    assert sorted(int(m.headers["Playerlog-Position"]) for m in messages) == list(range(1, 31))
+    _assert_in_order_per_player(messages)
     prefix = stream.lower()
     assert {m.subject for m in messages} == {
         f"{prefix}.casino-a.bet_placed",
@@ -224,7 +243,7 @@ async def test_a_nats_server_restart_during_delivery_loses_and_reorders_nothing(
     messages = await _messages(own_server.url, "OUTAGE")
     positions = [int(m.headers["Playerlog-Position"]) for m in messages]
     assert {m.headers["Nats-Msg-Id"] for m in messages} == set(ids), "none lost"
-    assert first_receipts(positions) == list(range(1, 61)), "log order"
+    _assert_in_order_per_player(messages)
     assert len(positions) == 60, "a publish retried after the outage was deduplicated"
     assert store.dead_letters(destination) == []
 
@@ -242,3 +261,138 @@ async def test_an_unreachable_server_is_a_failure_to_retry(log: EventLog) -> Non
     assert not outcome.permanent
     assert outcome.error is not None
     assert outcome.error.startswith("cannot connect to NATS")
+
+
+# -- order per player, concurrency across players ----------------------------------------------
+
+
+class CountingSink(NatsSink):
+    """Counts the publishes awaiting their acknowledgement at once."""
+
+    def __init__(self, destination: Destination) -> None:
+        super().__init__(destination)
+        self.in_flight = 0
+        self.most_in_flight = 0
+        self.players_in_flight: set[str] = set()
+
+    async def _publish(self, js: JetStreamContext, event: RecordedEvent) -> Outcome | None:
+        assert event.subject not in self.players_in_flight, "one message per player in flight"
+        self.players_in_flight.add(event.subject)
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            return await super()._publish(js, event)
+        finally:
+            self.in_flight -= 1
+            self.players_in_flight.discard(event.subject)
+
+
+async def test_many_players_are_published_concurrently_each_in_its_own_order(
+    log: EventLog, nats_url: str, stream: str
+) -> None:
+    ids = add_events(log, 600, players=37)
+    destination = nats_destination(
+        nats_url,
+        stream,
+        batch_size=200,
+        nats={
+            "servers": nats_url,
+            "subject_prefix": stream.lower(),
+            "stream": stream,
+            "create_stream": True,
+            "max_in_flight": 8,
+        },
+    )
+    store = DestinationStore(log)
+    sink = CountingSink(destination)
+
+    await deliver_until(
+        log,
+        destination,
+        lambda: store.state(destination).checkpoint == 600,
+        store=store,
+        sink=sink,
+    )
+
+    messages = await _messages(nats_url, stream)
+    assert sorted(m.headers["Nats-Msg-Id"] for m in messages) == sorted(ids), "each once"
+    per_player = _positions_per_player(messages)
+    assert len(per_player) == 37
+    _assert_in_order_per_player(messages)
+    assert sink.most_in_flight == 8, "players' chains ran concurrently, 8 at most"
+
+
+class FlakySink(NatsSink):
+    """Fails the publish of the events in `fail` (by position) the first time each is sent."""
+
+    def __init__(self, destination: Destination, fail: set[int]) -> None:
+        super().__init__(destination)
+        self.fail = set(fail)
+        self.sent: list[int] = []
+
+    async def _publish(self, js: JetStreamContext, event: RecordedEvent) -> Outcome | None:
+        self.sent.append(event.position)
+        if event.position in self.fail:
+            self.fail.discard(event.position)
+            await asyncio.sleep(0.05)  # the others go on meanwhile
+            return Outcome(delivered=0, error="publish not acknowledged: injected")
+        return await super()._publish(js, event)
+
+
+async def test_a_failed_publish_stops_its_players_chain_and_the_batch_is_retried_in_order(
+    log: EventLog, nats_url: str, stream: str
+) -> None:
+    add_events(log, 40, players=4)  # ply_k holds positions k+1, k+5, k+9, ...
+    destination = nats_destination(nats_url, stream, batch_size=40)
+    sink = FlakySink(destination, fail={10})  # ply_1's third event
+    try:
+        outcome = await sink.send(log.read(0, 40))
+        after_first = await _messages(nats_url, stream)
+    finally:
+        await sink.close()
+
+    assert outcome.delivered == 9, "the longest acknowledged prefix: positions 1-9"
+    assert outcome.error == "publish not acknowledged: injected"
+    assert not outcome.permanent
+    stored = {int(m.headers["Playerlog-Position"]) for m in after_first}
+    assert stored == set(range(1, 41)) - set(range(10, 41, 4)), (
+        "ply_1's chain stopped at its failure; the other players' chains finished"
+    )
+
+    # The deliverer retries from position 10: everything stored again is deduplicated.
+    sink = FlakySink(destination, fail={10, 22})
+    store = DestinationStore(log)
+    await deliver_until(
+        log, destination, lambda: store.state(destination).checkpoint == 40, store=store, sink=sink
+    )
+
+    messages = await _messages(nats_url, stream)
+    assert sorted(int(m.headers["Playerlog-Position"]) for m in messages) == list(range(1, 41))
+    _assert_in_order_per_player(messages)
+    assert store.state(destination).delivered >= 40
+    assert store.dead_letters(destination) == []
+
+
+async def test_with_one_in_flight_the_stream_holds_the_log_order(
+    log: EventLog, nats_url: str, stream: str
+) -> None:
+    ids = add_events(log, 50, players=7)
+    destination = nats_destination(
+        nats_url,
+        stream,
+        nats={
+            "servers": nats_url,
+            "subject_prefix": stream.lower(),
+            "stream": stream,
+            "create_stream": True,
+            "max_in_flight": 1,
+        },
+    )
+    store = DestinationStore(log)
+
+    await deliver_until(
+        log, destination, lambda: store.state(destination).checkpoint == 50, store=store
+    )
+
+    messages = await _messages(nats_url, stream)
+    assert [m.headers["Nats-Msg-Id"] for m in messages] == ids
