@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.installed
 
-.PHONY: install serve test lint typecheck unit crash-long bench bench-append bench-ingest bench-projections clean
+.PHONY: install serve test lint typecheck unit crash-long bench bench-append bench-ingest bench-projections bench-scale clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,7 +35,7 @@ crash-long: install
 	PLAYERLOG_CRASH_ROUNDS=200 $(PY) -m pytest tests/eventstore/test_crash.py -q
 
 ## Benchmarks: figures beside their ceilings, as ratios.
-bench: bench-append bench-ingest bench-projections
+bench: bench-append bench-ingest bench-projections bench-scale
 
 bench-append: install
 	$(PY) -m bench.append
@@ -45,6 +45,11 @@ bench-ingest: install
 
 bench-projections: install
 	$(PY) -m bench.projections
+
+## Scaled out: ingest with 1, 2, 4 API processes on PostgreSQL, the table lock's
+## ceiling, delivery to NATS and webhooks (needs PostgreSQL, NATS and wrk).
+bench-scale: install
+	$(PY) -m bench.scale
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

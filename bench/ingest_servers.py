@@ -168,12 +168,20 @@ def create_token(db_url: str) -> str:
 
 
 def _start(
-    name: str, command: list[str], env: Mapping[str, str], workdir: Path, port: int
+    name: str,
+    command: list[str],
+    env: Mapping[str, str],
+    workdir: Path,
+    port: int,
+    cpus: str | None = SERVER_CPU,
 ) -> Server:
+    """Start a server (pinned to `cpus` with taskset; None: not pinned) and wait
+    until it answers GET /readyz."""
     log_path = workdir / f"{name}-{port}.log"
+    pinned = ["taskset", "-c", cpus] if cpus is not None else []
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            ["taskset", "-c", SERVER_CPU, *command],
+            [*pinned, *command],
             stdout=log,
             stderr=subprocess.STDOUT,
             env={**os.environ, **env},
@@ -189,22 +197,42 @@ def _start(
     return server
 
 
-def start_playerlog(db_url: str, workers: int, *, access_log: bool, workdir: Path) -> Server:
+def start_playerlog(
+    db_url: str,
+    workers: int,
+    *,
+    access_log: bool,
+    workdir: Path,
+    cpus: str | None = SERVER_CPU,
+    env: Mapping[str, str] | None = None,
+) -> Server:
     port = free_port()
     # --no-projections: the figure is ingestion's; read models are measured by
     # bench/projections (run `playerlog worker` beside it to see them share the cores).
     command = [str(VENV_BIN / "playerlog"), "serve", "--db", db_url, "--port", str(port),
                "--workers", str(workers), "--no-projections"]  # fmt: skip
-    env = {"PLAYERLOG_ACCESS_LOG": "1" if access_log else "0"}
-    return _start("playerlog", command, env, workdir, port)
+    settings = {**(env or {}), "PLAYERLOG_ACCESS_LOG": "1" if access_log else "0"}
+    return _start("playerlog", command, settings, workdir, port, cpus)
+
+
+def start_asgi(
+    name: str,
+    app: str,
+    workdir: Path,
+    *,
+    env: Mapping[str, str] | None = None,
+    cpus: str | None = SERVER_CPU,
+) -> Server:
+    """A bare ASGI app (`module:attribute`) under uvicorn: uvloop, httptools, no access log."""
+    port = free_port()
+    command = [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port",
+               str(port), "--loop", "uvloop", "--http", "httptools", "--no-access-log",
+               "--log-level", "warning"]  # fmt: skip
+    return _start(name, command, env or {}, workdir, port, cpus)
 
 
 def start_ceiling(workdir: Path) -> Server:
-    port = free_port()
-    command = [sys.executable, "-m", "uvicorn", "bench.ingest_ceiling:app", "--host",
-               "127.0.0.1", "--port", str(port), "--loop", "uvloop", "--http", "httptools",
-               "--no-access-log", "--log-level", "warning"]  # fmt: skip
-    return _start("ceiling", command, {}, workdir, port)
+    return start_asgi("ceiling", "bench.ingest_ceiling:app", workdir)
 
 
 def get_json(url: str, timeout: float = 10.0) -> dict[str, Any]:
