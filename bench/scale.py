@@ -68,8 +68,9 @@ from bench.ingest_servers import (
     wrk_version,
 )
 from bench.scale_append import (
+    CALL_SIZE,
+    CONFIGS,
     WRITER_NAMES,
-    WRITERS,
     AppendSample,
     Writer,
     measure_append,
@@ -247,8 +248,14 @@ class Report:
     def ingest_of(self, backend: str, processes: int) -> list[IngestSample]:
         return [s for s in self.ingest if s.backend == backend and s.processes == processes]
 
-    def append_of(self, writer: str, processes: int) -> list[AppendSample]:
-        return [s for s in self.append if s.writer == writer and s.processes == processes]
+    def append_of(
+        self, writer: str, processes: int, call_size: int = CALL_SIZE
+    ) -> list[AppendSample]:
+        return [
+            s
+            for s in self.append
+            if s.writer == writer and s.processes == processes and s.call_size == call_size
+        ]
 
     def delivery_of(self, case: str) -> list[DeliverySample]:
         return [s for s in self.delivery if s.case == case]
@@ -257,8 +264,8 @@ class Report:
         found = self.ingest_of(backend, processes)
         return median([s.events_per_second for s in found]) if found else None
 
-    def append_rate(self, writer: str, processes: int) -> float | None:
-        found = self.append_of(writer, processes)
+    def append_rate(self, writer: str, processes: int, call_size: int = CALL_SIZE) -> float | None:
+        found = self.append_of(writer, processes, call_size)
         return median([s.events_per_second for s in found]) if found else None
 
     def delivery_rate(self, case: str) -> float | None:
@@ -301,18 +308,18 @@ def run_once(
                         f"ingest {found.key} run {run}: " + "; ".join(found.problems)
                     )
     if "append" in parts:
-        for writer in WRITERS:
+        for writer, call_size in CONFIGS:
             for processes in lab.processes:
                 appended = attempt(
                     report,
-                    f"append {writer} x{processes} run {run}",
-                    partial(_append, lab, writer, processes, run),
+                    f"append {writer} calls of {call_size} x{processes} run {run}",
+                    partial(_append, lab, writer, processes, run, call_size),
                 )
                 if appended:
                     report.append.append(appended)
                     progress(
-                        f"  append {writer} {processes} process(es) run {run}: "
-                        f"{fmt_rate(appended.events_per_second)} ev/s"
+                        f"  append {writer} calls of {call_size}, {processes} process(es) "
+                        f"run {run}: {fmt_rate(appended.events_per_second)} ev/s"
                     )
     if "delivery" in parts:
         for case in CASES:
@@ -332,9 +339,9 @@ def run_once(
 _receiver: dict[str, str] = {}
 
 
-def _append(lab: Lab, writer: Writer, processes: int, run: int) -> AppendSample:
+def _append(lab: Lab, writer: Writer, processes: int, run: int, call_size: int) -> AppendSample:
     with fresh_schema(lab, f"append_{writer}{processes}") as schema:
-        return measure_append(lab.pg, schema, writer, processes, lab.append_events, run)
+        return measure_append(lab.pg, schema, writer, processes, lab.append_events, run, call_size)
 
 
 def _deliver(lab: Lab, case: DeliveryCase, run: int, url: str) -> DeliverySample:
@@ -355,7 +362,7 @@ def _deliver(lab: Lab, case: DeliveryCase, run: int, url: str) -> DeliverySample
 INGEST_HEADERS = ["server", "processes", "ev/s", "p50 ms", "p99 ms", "vs SQLite x1",
                   "lock ceiling ev/s", "vs lock ceiling", "server CPU", "wrk CPU", "spread",
                   "check"]  # fmt: skip
-APPEND_HEADERS = ["writer", "processes", "ev/s", "commits/s", "vs no lock", "vs 1 process",
+APPEND_HEADERS = ["writer", "call", "processes", "ev/s", "commits/s", "vs no lock", "vs 1 process",
                   "WAL B/event", "spread"]  # fmt: skip
 DELIVERY_HEADERS = ["destination", "what", "players", "in flight", "ev/s", "ceiling ev/s",
                     "vs ceiling", "spread"]  # fmt: skip
@@ -399,21 +406,22 @@ def ingest_rows(report: Report) -> list[list[str]]:
 
 def append_rows(report: Report) -> list[list[str]]:
     rows: list[list[str]] = []
-    for writer in WRITERS:
-        one = report.append_rate(writer, 1)
+    for writer, call in CONFIGS:
+        one = report.append_rate(writer, 1, call)
         for processes in report.settings["processes"]:
-            found = report.append_of(writer, processes)
+            found = report.append_of(writer, processes, call)
             if not found:
                 continue
             rate = median([s.events_per_second for s in found])
             commits = [t for s in found if (t := s.transactions_per_second) is not None]
             rows.append([
                 WRITER_NAMES[writer],
+                f"{call:,}",
                 str(processes),
                 fmt_rate(rate),
                 fmt_rate(median(commits)) if commits else "-",
                 "-" if writer == "unlocked"
-                else fmt_ratio(ratio(rate, report.append_rate("unlocked", processes))),
+                else fmt_ratio(ratio(rate, report.append_rate("unlocked", processes, call))),
                 fmt_ratio(ratio(rate, one)),
                 fmt_rate(min(s.wal_bytes / s.events for s in found)),
                 fmt_percent(spread([s.events_per_second for s in found])),
@@ -472,8 +480,9 @@ def header_lines(report: Report) -> list[str]:
         f"{s['body_bytes'] / 1024:.1f} KiB, fresh ids), {s['warmup']} s warm-up + "
         f"{s['duration']} s measured; `playerlog serve --workers N --no-projections`, "
         "access log on; fresh schema / file per measurement",
-        f"append        {s['append_events']:,} events per measurement in calls of 50, "
-        "spawned processes (playerlog: 8 asyncio tasks each); our schema, every index kept",
+        f"append        {s['append_events']:,} events per measurement in calls of 50 (raw "
+        "writers also 1,000), spawned processes (playerlog: 8 asyncio tasks each); our "
+        "schema, every index kept",
         f"delivery      {s['delivery_events']:,} events prefilled in PostgreSQL, batches of "
         f"{BATCH_SIZE}; from checkpoint 0 to the head; receiver: bare ASGI under uvicorn "
         "verifying each request's HMAC (bench/scale_receiver.py)",
@@ -488,7 +497,7 @@ def sections(report: Report) -> list[tuple[str, list[str], list[list[str]]]]:
     return [
         ("Ingest over HTTP (vs lock ceiling: COPY + table lock from as many processes)",
          INGEST_HEADERS, ingest_rows(report)),
-        ("PostgreSQL append ceiling (calls of 50)", APPEND_HEADERS, append_rows(report)),
+        ("PostgreSQL append ceiling", APPEND_HEADERS, append_rows(report)),
         ("Delivery from a prefilled PostgreSQL log", DELIVERY_HEADERS, delivery_rows(report)),
         ("PostgreSQL storage per event (after the ingest runs)", SIZE_HEADERS,
          size_rows(report)),

@@ -3,7 +3,7 @@ several processes, and what the table lock caps it at.
 
 Three writers, each run in 1, 2 and 4 processes (spawned, one connection or one log
 each), every process appending its own share of fresh track events in calls of 50
-(the HTTP batch):
+(the HTTP batch; the two raw writers also in calls of 1,000):
 
 * `playerlog`: `open_log(url)` and `await log.append(batch)` from 8 asyncio tasks per
   process (as `playerlog serve` does with concurrent requests: the group commit may
@@ -18,9 +18,9 @@ each), every process appending its own share of fresh track events in calls of 5
   of different processes overlap and share WAL flushes.
 
 All three write into our schema (the migrations of `eventstore/`, every index kept).
-Processes start together (a barrier); the time is from the barrier to the last
-process's last commit (CLOCK_MONOTONIC, shared between processes), then the stored
-count is checked.
+Processes start together (a barrier); the time is from the barrier (the earliest
+process past it) to the last process's last commit (CLOCK_MONOTONIC, shared between
+processes), then the stored count is checked.
 """
 
 from __future__ import annotations
@@ -48,6 +48,16 @@ WRITER_NAMES = {
     "unlocked": "COPY, no lock (database ceiling)",
 }
 CALL_SIZE = 50
+"""The HTTP batch: every writer appends in calls of 50."""
+BIG_CALL_SIZE = 1_000
+"""The raw writers also in calls of 1,000: the lock's ceiling with larger transactions."""
+CONFIGS: tuple[tuple[Writer, int], ...] = (
+    ("playerlog", CALL_SIZE),
+    ("locked", CALL_SIZE),
+    ("locked", BIG_CALL_SIZE),
+    ("unlocked", CALL_SIZE),
+    ("unlocked", BIG_CALL_SIZE),
+)
 TASKS_PER_PROCESS = 8
 _COLUMNS = (
     "position, tenant, environment, source, type, event_id, subject, "
@@ -61,6 +71,7 @@ _COPY_TYPES = ["int8", "text", "text", "text", "text", "text", "text",
 class AppendSample:
     writer: str
     processes: int
+    call_size: int
     run: int
     events: int
     seconds: float
@@ -101,22 +112,24 @@ def _child(
     schema: str,
     seed: int,
     count: int,
+    call_size: int,
     first_position: int,
     barrier: Barrier,
     out: Any,
 ) -> None:
     """One writing process: build its calls, wait at the barrier, write, report."""
     events = track_events(count, seed)
-    calls = chunks(events, CALL_SIZE)
+    calls = chunks(events, call_size)
     try:
         if writer == "playerlog":
             log = open_log(f"{base_url}?schema={schema}")
             try:
                 log.head()  # opens the pool before the clock starts
                 barrier.wait()
+                began = time.monotonic()
                 with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
                     runner.run(_append_tasks(log, calls))
-                out.put(("done", time.monotonic(), 0))
+                out.put(("done", began, time.monotonic(), 0))
             finally:
                 log.close()
             return
@@ -127,6 +140,7 @@ def _child(
         rows = [_rows(call) for call in calls]
         with psycopg.connect(base_url, autocommit=True) as conn:
             barrier.wait()
+            began = time.monotonic()
             with conn.cursor() as cursor:
                 next_position = first_position
                 for call in rows:
@@ -138,9 +152,9 @@ def _child(
                             next_position = int(head[0] if head else 0) + 1
                         _copy_rows(cursor, copy_sql, call, next_position)
                     next_position += len(call)
-        out.put(("done", time.monotonic(), len(rows)))
+        out.put(("done", began, time.monotonic(), len(rows)))
     except BaseException as error:
-        out.put(("error", time.monotonic(), f"{type(error).__name__}: {error}"))
+        out.put(("error", 0.0, 0.0, f"{type(error).__name__}: {error}"))
         raise
 
 
@@ -165,7 +179,13 @@ def wal_bytes_since(server: PgServer, lsn: str) -> int:
 
 
 def measure_append(
-    server: PgServer, schema: str, writer: Writer, processes: int, events: int, run: int
+    server: PgServer,
+    schema: str,
+    writer: Writer,
+    processes: int,
+    events: int,
+    run: int,
+    call_size: int = CALL_SIZE,
 ) -> AppendSample:
     """One measurement in a fresh schema (made here, dropped by the caller)."""
     from eventstore.postgres_schema import apply_postgres_migrations  # noqa: PLC0415
@@ -185,6 +205,7 @@ def measure_append(
                 schema,
                 1_000 * run + index,
                 share,
+                call_size,
                 index * share + 1,
                 barrier,
                 out,
@@ -196,8 +217,8 @@ def measure_append(
     for child in children:
         child.start()
     try:
-        barrier.wait(timeout=120)
         lsn = wal_lsn(server)
+        barrier.wait(timeout=120)
         start = time.monotonic()
         reports = [out.get(timeout=600) for _ in children]
     finally:
@@ -207,10 +228,11 @@ def measure_append(
                 child.kill()
                 child.join()
     wal = wal_bytes_since(server, lsn)
-    errors = [str(r[2]) for r in reports if r[0] == "error"]
+    errors = [str(r[3]) for r in reports if r[0] == "error"]
     if errors:
         raise RuntimeError(f"{writer} with {processes} processes failed: {errors[0]}")
-    end = max(float(r[1]) for r in reports)
+    start = min(start, *(float(r[1]) for r in reports))
+    end = max(float(r[2]) for r in reports)
     with server.connect() as conn:
         row = conn.execute(SQL("SELECT count(*) FROM {}").format(Identifier(schema, "events")))
         found = row.fetchone()
@@ -220,10 +242,11 @@ def measure_append(
     return AppendSample(
         writer=writer,
         processes=processes,
+        call_size=call_size,
         run=run,
         events=share * processes,
         seconds=end - start,
-        transactions=sum(int(r[2]) for r in reports),
+        transactions=sum(int(r[3]) for r in reports),
         stored=stored,
         wal_bytes=wal,
     )

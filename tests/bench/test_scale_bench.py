@@ -70,6 +70,7 @@ def test_the_tiniest_run_prints_every_table_and_writes_json_and_markdown(
     for sample in data["ingest"] + data["append"] + data["delivery"]:
         assert sample["events_per_second"] > 0, sample
     assert all(s["stored"] > 0 and s["problems"] == [] for s in data["ingest"])
+    assert {(s["writer"], s["call_size"]) for s in data["append"]} == set(bench.CONFIGS)
     assert all(s["stored"] == 300 for s in data["append"])
     assert all(s["events"] == 300 for s in data["delivery"])
 
@@ -81,7 +82,7 @@ def test_the_tiniest_run_prints_every_table_and_writes_json_and_markdown(
     ]
     assert ingest["rows"][1][ingest["headers"].index("vs lock ceiling")].endswith("x")
     append = next(t for name, t in tables.items() if name.startswith("PostgreSQL append"))
-    assert len(append["rows"]) == 3
+    assert len(append["rows"]) == len(bench.CONFIGS)
     delivery = next(t for name, t in tables.items() if name.startswith("Delivery"))
     assert len(delivery["rows"]) == len(bench.CASES)
     for row in delivery["rows"]:
