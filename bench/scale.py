@@ -35,6 +35,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+import psycopg
+from nats.errors import Error as NatsError
 from psycopg.sql import Identifier
 
 from bench._common import (
@@ -277,7 +279,7 @@ def attempt(report: Report, what: str, action: Callable[[], T]) -> T | None:
     """One measurement; a failure becomes a note and the benchmark goes on."""
     try:
         return action()
-    except (BenchError, OSError, RuntimeError, ValueError, TimeoutError) as error:
+    except (BenchError, OSError, RuntimeError, ValueError, psycopg.Error, NatsError) as error:
         note = f"{what} failed: {type(error).__name__}: {error}"
         report.notes.append(note)
         progress(note)
