@@ -26,8 +26,14 @@ from delivery.nats_sink import NatsSink, subject_for, subject_token
 from delivery.operations import replay
 from delivery.sink import Outcome
 from delivery.store import DestinationStore
-from eventstore import EventLog, RecordedEvent
-from tests.delivery.helpers import add_events, deliver_until, first_receipts, nats_destination
+from eventstore import Envelope, EventLog, RecordedEvent
+from tests.delivery.helpers import (
+    T0,
+    add_events,
+    deliver_until,
+    first_receipts,
+    nats_destination,
+)
 
 
 def test_subject_tokens_lose_what_nats_forbids() -> None:
@@ -396,3 +402,34 @@ async def test_with_one_in_flight_the_stream_holds_the_log_order(
 
     messages = await _messages(nats_url, stream)
     assert [m.headers["Nats-Msg-Id"] for m in messages] == ids
+
+
+async def test_a_message_nats_refuses_is_dead_lettered_alone_and_the_rest_stays_in_order(
+    log: EventLog, nats_url: str, stream: str
+) -> None:
+    ids = add_events(log, 12, players=3)
+    big = Envelope(
+        tenant="casino-a",
+        environment="live",
+        source="track",
+        type="bet_placed",
+        event_id="too-big",
+        subject="ply_1",
+        occurred_at=T0,
+        received_at=T0,
+        client_id="tests",
+        payload=b'{"pad": "' + b"x" * 2_000_000 + b'"}',  # past the server's max_payload
+    )
+    assert log.append_sync([big])[0].status == "stored"
+    ids += add_events(log, 12, players=3, prefix="after")
+    destination = nats_destination(nats_url, stream, batch_size=25)
+    store = DestinationStore(log)
+
+    await deliver_until(
+        log, destination, lambda: store.state(destination).checkpoint == 25, store=store
+    )
+
+    assert [letter.event_id for letter in store.dead_letters(destination)] == ["too-big"]
+    messages = await _messages(nats_url, stream)
+    assert sorted(m.headers["Nats-Msg-Id"] for m in messages) == sorted(ids)
+    _assert_in_order_per_player(messages)
