@@ -14,7 +14,6 @@ reader).
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -35,6 +34,7 @@ from projections import (
     status,
     write_transaction,
 )
+from projections.database import ViewsConnection
 from projections.registry import create_build
 from projections.standard import standard_projections
 from projections.worker import RunnerHolder, runner_holder
@@ -96,7 +96,7 @@ class ProjectionsService:
         self.wait_poll = wait_poll
         self._clock = clock
         self._local = threading.local()
-        self._connections: list[sqlite3.Connection] = []
+        self._connections: list[ViewsConnection] = []
         self._guard = threading.Lock()
         self._writer = self._open()
         self._writing = threading.Lock()
@@ -105,10 +105,10 @@ class ProjectionsService:
     # -- reading ------------------------------------------------------------------------
 
     @contextmanager
-    def reader(self) -> Iterator[sqlite3.Connection]:
+    def reader(self) -> Iterator[ViewsConnection]:
         """This thread's read connection, inside one snapshot for the whole block
         (nested blocks share it). Use it from a worker thread, not the event loop."""
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        conn: ViewsConnection | None = getattr(self._local, "conn", None)
         if conn is None:
             conn = self._local.conn = self._open()
         with read_transaction(conn):
@@ -181,7 +181,7 @@ class ProjectionsService:
 
     # -- inside -------------------------------------------------------------------------
 
-    def _open(self) -> sqlite3.Connection:
+    def _open(self) -> ViewsConnection:
         conn = open_views(self.views_path)
         with self._guard:
             self._connections.append(conn)

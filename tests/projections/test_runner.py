@@ -93,7 +93,7 @@ def test_views_live_beside_the_log() -> None:
 
 def test_the_default_views_file_is_derived_from_the_log(log: EventLog, tmp_path: Path) -> None:
     with ProjectionRunner(log, [PlayersProjection()]) as runner:
-        assert runner.views_path == tmp_path / "playerlog.views.db"
+        assert runner.views == tmp_path / "playerlog.views.db"
         mode = runner.conn.execute("PRAGMA journal_mode").fetchone()[0]
         sync = runner.conn.execute("PRAGMA synchronous").fetchone()[0]
     assert (mode, sync) == ("wal", 1)  # 1 = NORMAL
