@@ -18,7 +18,6 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from pathlib import Path
 
 import msgspec
 
@@ -34,10 +33,10 @@ from projections import (
     status,
     write_transaction,
 )
-from projections.database import ViewsConnection
+from projections.database import ViewsConnection, ViewsLocation
 from projections.registry import create_build
+from projections.runner_lock import RunnerHolder, RunnerLock, runner_lock_for
 from projections.standard import standard_projections
-from projections.worker import RunnerHolder, runner_holder
 
 __all__ = [
     "ProjectionsReport",
@@ -80,7 +79,7 @@ class ProjectionsService:
     def __init__(
         self,
         log: EventLog,
-        views: str | Path,
+        views: ViewsLocation,
         *,
         make_projections: Callable[[], Sequence[Projection]] = standard_projections,
         wait_timeout: float = 5.0,
@@ -88,7 +87,8 @@ class ProjectionsService:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.log = log
-        self.views_path = Path(views)
+        self.views = views
+        self._lock: RunnerLock = runner_lock_for(views)  # only asked who holds it
         self.make_projections = make_projections
         """A fresh set of the projections (the worker's runner gets its own)."""
         self.projections = {p.name: p for p in make_projections()}
@@ -150,7 +150,7 @@ class ProjectionsService:
             states = status(conn, self.log, self.projections, clock=self._clock)
         if viewer is not None:
             states = self._for_viewer(states, viewer)
-        return ProjectionsReport(projections=states, runner=runner_holder(self.views_path))
+        return ProjectionsReport(projections=states, runner=self._lock.holder())
 
     # -- operating ----------------------------------------------------------------------
 
@@ -182,7 +182,7 @@ class ProjectionsService:
     # -- inside -------------------------------------------------------------------------
 
     def _open(self) -> ViewsConnection:
-        conn = open_views(self.views_path)
+        conn = open_views(self.views)
         with self._guard:
             self._connections.append(conn)
         return conn
