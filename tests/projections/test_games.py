@@ -26,6 +26,7 @@ from tests.projections.games_helpers import (
     track_bet,
 )
 from tests.projections.helpers import (
+    BOTH_DATABASES,
     ENV,
     RECEIVED,
     TENANT,
@@ -611,6 +612,7 @@ def test_position_and_updated_at_follow_the_last_event_touching_the_game(
     assert (gd1.position, gd1.updated_at) == (2, RECEIVED + timedelta(seconds=5))
 
 
+@BOTH_DATABASES
 def test_reads_before_any_build_find_nothing(views: Path) -> None:
     conn = open_views(views)
     try:
@@ -658,6 +660,7 @@ def test_list_games_pages_by_cursor_without_gaps_or_repeats(log: EventLog, views
         assert list_games(runner.conn, TENANT, ENV, cursor=again.next_cursor).items == []
 
 
+@BOTH_DATABASES
 def test_pagination_misses_nothing_while_games_change_underneath(
     log: EventLog, views: Path
 ) -> None:

@@ -17,6 +17,7 @@ from projections import (
     list_players,
 )
 from tests.projections.helpers import (
+    BOTH_DATABASES,
     ENV,
     RECEIVED,
     TENANT,
@@ -235,6 +236,7 @@ def _without(value: Player, fields: dict[str, object]) -> dict[str, object]:
     return out
 
 
+@BOTH_DATABASES
 def test_a_moved_link_moves_the_activity(log: EventLog, views: Path) -> None:
     events = [
         track("anon_1", "page_viewed", when=at(1), event_id="a-1"),
@@ -296,12 +298,16 @@ def test_row_position_and_updated_at_follow_the_last_event_touching_it(
         assert player(runner, "ply_2").position == 2
 
 
+@BOTH_DATABASES
 def test_get_player_before_any_build_is_none(views: Path) -> None:
     from projections import open_views  # noqa: PLC0415
 
     conn = open_views(views)
-    assert get_player(conn, TENANT, ENV, "ply_1") is None
-    assert list_players(conn, TENANT, ENV).items == []
+    try:
+        assert get_player(conn, TENANT, ENV, "ply_1") is None
+        assert list_players(conn, TENANT, ENV).items == []
+    finally:
+        conn.close()
 
 
 # -- listing ----------------------------------------------------------------------------------
