@@ -40,6 +40,7 @@ __all__ = [
     "Synchronous",
     "ViewsConnection",
     "ViewsLocation",
+    "is_lock_timeout",
     "is_missing_table",
     "is_postgres",
     "open_views",
@@ -219,6 +220,11 @@ QUERY_ERRORS: tuple[type[Exception], ...] = (
     psycopg.errors.UndefinedTable,
 )
 """What a query on a table that is not there raises (then ask `is_missing_table`)."""
+
+
+def is_lock_timeout(error: BaseException) -> bool:
+    """Whether `error` is a statement giving up on a lock (PostgreSQL `lock_timeout`)."""
+    return isinstance(error, psycopg.errors.LockNotAvailable)
 
 
 def is_missing_table(error: BaseException, table: str) -> bool:

@@ -26,7 +26,13 @@ from typing import Any
 
 import msgspec
 
-from projections.database import ViewsConnection, table_maker, table_names, write_transaction
+from projections.database import (
+    ViewsConnection,
+    is_postgres,
+    table_maker,
+    table_names,
+    write_transaction,
+)
 from projections.protocol import Projection, Tables, physical_name
 
 __all__ = [
@@ -270,7 +276,17 @@ def create_build(
     return build
 
 
+SWAP_LOCK_TIMEOUT = "250ms"
+"""PostgreSQL: how long repointing a view waits for readers of the old one. Readers
+lock views one after another as they query them, so a reader holding one view
+and wanting the next while the swap holds that one would deadlock; the swap
+gives up first instead (`database.is_lock_timeout`) and the runner tries again
+next round, so a reader never gets the deadlock error."""
+
+
 def _point_views(conn: ViewsConnection, tables: Tables, previous: Tables) -> None:
+    if is_postgres(conn):
+        conn.execute(f"SET LOCAL lock_timeout = '{SWAP_LOCK_TIMEOUT}'")
     for base in previous:
         if base not in tables:
             conn.execute(f"DROP VIEW IF EXISTS {_quote(base)}")

@@ -60,6 +60,7 @@ from eventstore import EventLog, RecordedEvent
 from projections.database import (
     Synchronous,
     ViewsLocation,
+    is_lock_timeout,
     open_views,
     views_location_for,
     write_transaction,
@@ -664,14 +665,25 @@ class ProjectionRunner:
         return applied
 
     def _swap_in(self, build: Build, position: int) -> None:
-        with write_transaction(self.conn):
-            current = load_build(self.conn, build.name, build.build)
-            if current is None or current.stopped or current.active or current.position != position:
-                return
-            active = next((b for b in load_builds(self.conn, [build.name]) if b.active), None)
-            if active is not None and active.position > position:
-                return  # the new build would serve older data: one more round
-            retired = swap(self.conn, build.name, build.build, clock=self._clock)
+        try:
+            with write_transaction(self.conn):
+                current = load_build(self.conn, build.name, build.build)
+                if (
+                    current is None
+                    or current.stopped
+                    or current.active
+                    or current.position != position
+                ):
+                    return
+                active = next((b for b in load_builds(self.conn, [build.name]) if b.active), None)
+                if active is not None and active.position > position:
+                    return  # the new build would serve older data: one more round
+                retired = swap(self.conn, build.name, build.build, clock=self._clock)
+        except Exception as error:
+            if not is_lock_timeout(error):
+                raise
+            logger.info("projection %s: readers held the views; swapping next round", build.name)
+            return
         logger.info(
             "projection %s: build %d (version %d) is active at position %d%s",
             build.name,

@@ -268,6 +268,9 @@ class PostgresRunnerLock:
                     self._table()
                 )
             )
+            # Unlocked now, not when the server has finished ending the session (a
+            # moment after close): whoever tries next gets it at once.
+            conn.execute("SELECT pg_advisory_unlock(%s)", (self.key,))
         except psycopg.Error:
             pass  # the connection is gone already: so is the lock, and the row names nobody
         finally:

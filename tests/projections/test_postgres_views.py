@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from decimal import Decimal
 from pathlib import Path
 
@@ -9,13 +10,16 @@ import pytest
 
 from eventstore import EventLog
 from projections import (
+    PlayersProjection,
     ProjectionRunner,
     get_game,
     get_ledger,
     get_player,
     list_games,
     list_players,
+    load_builds,
     open_views,
+    read_transaction,
 )
 from projections.database import table_names
 from projections.postgres_views import to_postgres
@@ -99,3 +103,31 @@ def test_the_tables_live_in_the_schema_of_the_url(pg_views: str) -> None:
         assert not set(STANDARD_TABLES) & table_names(conn)  # views, once a build exists
     finally:
         conn.close()
+
+
+def test_a_swap_gives_way_to_a_reader_holding_the_views_and_happens_next_round(
+    log: EventLog, pg_views: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="playerlog.projections")
+    log.append_sync(mixed_events(300, seed=7))
+    reader = open_views(pg_views)
+    try:
+        with ProjectionRunner(log, [PlayersProjection()], views=pg_views) as runner:
+            runner.catch_up()
+            runner.start_rebuild("players")
+            with read_transaction(reader):
+                (served,) = reader.execute("SELECT count(*) FROM players").fetchone()
+                runner.catch_up()  # the rebuild reaches the head; the reader holds the view
+                assert [(b.build, b.active) for b in load_builds(runner.conn, ["players"])] == [
+                    (1, True),
+                    (2, False),
+                ]
+                assert "swapping next round" in caplog.text
+                # the reader's snapshot goes on, undisturbed
+                assert reader.execute("SELECT count(*) FROM players").fetchone() == (served,)
+            runner.catch_up()
+            assert [(b.build, b.active) for b in load_builds(runner.conn, ["players"])] == [
+                (2, True)
+            ]
+    finally:
+        reader.close()
