@@ -3,12 +3,13 @@ waiting for a position (`?min_position=N`).
 
 Built once by the composition root. It never drives the runners (that is
 `projections.worker.ProjectionWorker`, started by the app when
-`run_projections` is on); it reads the read-model file and makes the operator's
-changes to the registry.
+`run_projections` is on); it reads the read models (a SQLite file or a
+PostgreSQL schema) and makes the operator's changes to the registry.
 
-Reads use one SQLite connection per thread, each read inside one snapshot (WAL:
-a reader never waits for the runner's page transaction, nor the runner for a
-reader).
+Reads use one connection per thread, each read inside one snapshot (SQLite WAL,
+PostgreSQL REPEATABLE READ: a reader never waits for the runner's page
+transaction, nor the runner for a reader). Waiting for a position polls the
+registry, so it works whichever process (or machine, on PostgreSQL) drives.
 """
 
 from __future__ import annotations

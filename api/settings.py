@@ -54,7 +54,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     def views_location(self) -> ViewsLocation:
         """`views` if set, else derived from `db_url` (`database.views_location_for`)."""
         if self.views:
-            return self.views if "://" in self.views else Path(self.views)
+            if "://" not in self.views:
+                return Path(self.views)
+            if not self.views.startswith(("postgresql://", "postgres://")):
+                raise ValueError(
+                    f"PLAYERLOG_VIEWS (--views) {self.views.split('@')[-1]!r}: "
+                    "a SQLite file path or a postgresql:// URL"
+                )
+            return self.views
         try:
             return views_location_for(self.db_url)
         except ValueError as problem:

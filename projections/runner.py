@@ -138,7 +138,8 @@ class ProjectionRunner:
 
     `views` is where the read models live (`database.ViewsLocation`): by default
     beside a SQLite log (`x/playerlog.db` → `x/playerlog.views.db`), or in a
-    PostgreSQL log's own schema. Use one runner per process;
+    PostgreSQL log's own schema (by the URL the log reports, which has no
+    password: pass `views=` with it, or use PGPASSWORD or ~/.pgpass). Use one runner per process;
     several processes on one database are safe (each page checks its
     checkpoint), only wasteful.
 

@@ -300,6 +300,13 @@ def test_a_postgresql_log_keeps_its_read_models_in_its_own_schema() -> None:
     assert Settings(db_url=url, views=elsewhere).views_location() == elsewhere
 
 
+def test_views_that_are_neither_a_file_nor_postgresql_are_refused_without_the_password() -> None:
+    settings = Settings(db_url="sqlite:///x.db", views="mysql://root:hunter2@db/views")
+    with pytest.raises(ValueError, match="a SQLite file path or a postgresql:// URL") as refused:
+        settings.views_location()
+    assert "hunter2" not in str(refused.value)
+
+
 def test_an_in_memory_sqlite_log_needs_the_views_file_named() -> None:
     settings = Settings(db_url="sqlite:///:memory:")
     with pytest.raises(ValueError, match="PLAYERLOG_VIEWS"):
