@@ -86,6 +86,12 @@ def is_postgres(conn: ViewsConnection) -> bool:
     return isinstance(conn, PostgresViews)
 
 
+def _sqlite(conn: ViewsConnection) -> sqlite3.Connection:
+    if not isinstance(conn, sqlite3.Connection):
+        raise TypeError(f"not a read-model connection: {type(conn).__name__}")
+    return conn
+
+
 def views_path_for(log_url: str) -> Path:
     """Where the read models of the SQLite log at `log_url` live by default.
 
@@ -169,15 +175,15 @@ def write_transaction(conn: ViewsConnection) -> Iterator[ViewsConnection]:
             raise
         conn.commit()
         return
-    assert isinstance(conn, sqlite3.Connection)
-    conn.execute("BEGIN IMMEDIATE")
+    lite = _sqlite(conn)
+    lite.execute("BEGIN IMMEDIATE")
     try:
         yield conn
     except BaseException:
-        if conn.in_transaction:
-            conn.rollback()
+        if lite.in_transaction:
+            lite.rollback()
         raise
-    conn.commit()
+    lite.commit()
 
 
 @contextmanager
@@ -204,8 +210,7 @@ def table_maker(conn: ViewsConnection) -> Any:
     or its PostgreSQL counterpart taking the same column description."""
     if isinstance(conn, PostgresViews):
         return PostgresTables(conn)
-    assert isinstance(conn, sqlite3.Connection)
-    return sqlite_utils.Database(conn)
+    return sqlite_utils.Database(_sqlite(conn))
 
 
 def table_names(conn: ViewsConnection) -> set[str]:

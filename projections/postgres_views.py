@@ -165,6 +165,10 @@ class PostgresViews:
         self._conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
 
     def commit(self) -> None:
+        if self._conn.info.transaction_status == TransactionStatus.INERROR:
+            # COMMIT would roll back without a word: say so instead.
+            self._conn.execute("ROLLBACK")
+            raise RuntimeError("the transaction had failed; it was rolled back, not committed")
         self._conn.execute("COMMIT")
 
     def rollback(self) -> None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from decimal import Decimal
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from eventstore import EventLog
@@ -20,6 +22,7 @@ from projections import (
     load_builds,
     open_views,
     read_transaction,
+    write_transaction,
 )
 from projections.database import table_names
 from projections.postgres_views import to_postgres
@@ -131,3 +134,26 @@ def test_a_swap_gives_way_to_a_reader_holding_the_views_and_happens_next_round(
             ]
     finally:
         reader.close()
+
+
+def test_a_write_transaction_whose_statement_failed_is_not_reported_committed(
+    pg_views: str,
+) -> None:
+    def write_swallowing_an_error() -> None:
+        with write_transaction(conn):
+            conn.execute(
+                "INSERT INTO projection_skips (name, build, position, skipped_by, "
+                "skipped_at) VALUES (?, 1, 1, 'ops', 'now')",
+                ("x",),
+            )
+            with contextlib.suppress(psycopg.errors.NotNullViolation):  # and carries on
+                conn.execute("INSERT INTO projection_skips (name) VALUES (?)", ("y",))
+
+    conn = open_views(pg_views)
+    try:
+        with pytest.raises(RuntimeError, match="rolled back, not committed"):
+            write_swallowing_an_error()
+        assert conn.execute("SELECT count(*) FROM projection_skips").fetchone() == (0,)
+        assert not conn.in_transaction
+    finally:
+        conn.close()
