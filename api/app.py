@@ -71,6 +71,9 @@ def build_services(
         projections=ProjectionsService(
             log,
             views,
+            # which process drives: a file lock beside SQLite views, an advisory lock
+            # on PostgreSQL (projections.runner_lock)
+            runner_lock=runner_lock_for(views),
             make_projections=projections or projections_for(settings.eur_rates),
             wait_timeout=settings.min_position_timeout,
         ),
@@ -100,6 +103,7 @@ def create_app(
             services.log,
             services.projections.make_projections(),
             views=services.projections.views,
+            # its own lock object: two apps sharing services must not share a holding
             lock=runner_lock_for(services.projections.views),
             lock_poll=settings.runner_lock_poll,
             companions=[delivery.run],

@@ -82,6 +82,7 @@ class ProjectionsService:
         log: EventLog,
         views: ViewsLocation,
         *,
+        runner_lock: RunnerLock | None = None,
         make_projections: Callable[[], Sequence[Projection]] = standard_projections,
         wait_timeout: float = 5.0,
         wait_poll: float = DEFAULT_WAIT_POLL,
@@ -89,7 +90,11 @@ class ProjectionsService:
     ) -> None:
         self.log = log
         self.views = views
-        self._lock: RunnerLock = runner_lock_for(views)  # only asked who holds it
+        self.runner_lock: RunnerLock = runner_lock if runner_lock is not None else (
+            runner_lock_for(views)
+        )
+        """The lock that decides which process drives (this service only asks who
+        holds it; the app's worker takes it)."""
         self.make_projections = make_projections
         """A fresh set of the projections (the worker's runner gets its own)."""
         self.projections = {p.name: p for p in make_projections()}
@@ -151,7 +156,7 @@ class ProjectionsService:
             states = status(conn, self.log, self.projections, clock=self._clock)
         if viewer is not None:
             states = self._for_viewer(states, viewer)
-        return ProjectionsReport(projections=states, runner=self._lock.holder())
+        return ProjectionsReport(projections=states, runner=self.runner_lock.holder())
 
     # -- operating ----------------------------------------------------------------------
 
