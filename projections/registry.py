@@ -277,16 +277,31 @@ def create_build(
 
 
 SWAP_LOCK_TIMEOUT = "250ms"
-"""PostgreSQL: how long repointing a view waits for readers of the old one. Readers
-lock views one after another as they query them, so a reader holding one view
-and wanting the next while the swap holds that one would deadlock; the swap
-gives up first instead (`database.is_lock_timeout`) and the runner tries again
-next round, so a reader never gets the deadlock error."""
+"""PostgreSQL: how long a swap waits for the readers under way. It gives up then
+(`database.is_lock_timeout`) and the runner tries again next round, so a long
+read never holds the runner up, and a reader never meets a deadlock error."""
+
+
+def _exclude_readers(conn: ViewsConnection) -> None:
+    """PostgreSQL: wait (a bounded time) for the readers under way to finish and hold
+    new ones back until the swap commits.
+
+    Readers read the registry first, then the views, in one snapshot; but a view
+    is resolved when queried, not when the snapshot was taken, so a reader in
+    the middle of a swap could report the old build's checkpoint over the new
+    build's rows. Locking the registry exclusively waits for every reader that
+    has read it and queues the rest behind the swap. It also keeps the swap from
+    locking views one by one against readers holding some of them (a deadlock).
+    SQLite needs none of this: its write transaction and readers' snapshots
+    cover the schema too.
+    """
+    if is_postgres(conn):
+        conn.execute(f"SET LOCAL lock_timeout = '{SWAP_LOCK_TIMEOUT}'")
+        conn.execute(f"LOCK TABLE {BUILDS_TABLE} IN ACCESS EXCLUSIVE MODE")
 
 
 def _point_views(conn: ViewsConnection, tables: Tables, previous: Tables) -> None:
-    if is_postgres(conn):
-        conn.execute(f"SET LOCAL lock_timeout = '{SWAP_LOCK_TIMEOUT}'")
+    _exclude_readers(conn)
     for base in previous:
         if base not in tables:
             conn.execute(f"DROP VIEW IF EXISTS {_quote(base)}")
