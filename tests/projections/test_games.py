@@ -187,6 +187,7 @@ def test_events_that_move_no_money_on_a_game_do_not_create_it(log: EventLog, vie
     assert state.position == 4
 
 
+@BOTH_DATABASES
 def test_stats_are_exact_and_kept_apart_per_currency(log: EventLog, views: Path) -> None:
     events = [
         round_item("p1", "GD8", Decimal("0.1"), when=at(1), unique_id="b-1", round_id="r1"),
@@ -701,6 +702,7 @@ def _all_games(runner: ProjectionRunner) -> list[Game]:
     return list_games(runner.conn, TENANT, ENV, limit=1000).items
 
 
+@BOTH_DATABASES
 def test_list_games_updated_since(log: EventLog, views: Path) -> None:
     with _catalogue_of_ten(log, views) as runner:
         page = list_games(runner.conn, TENANT, ENV, updated_since=RECEIVED + timedelta(seconds=7))

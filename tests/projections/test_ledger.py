@@ -117,6 +117,7 @@ def test_each_movement_is_one_exact_row_with_its_eur_figure(log: EventLog, views
         ]
 
 
+@BOTH_DATABASES
 def test_pages_follow_event_time_without_gaps_or_repeats(log: EventLog, views: Path) -> None:
     rng = random.Random(3)
     seconds = rng.sample(range(1000), 25)  # logged out of time order
