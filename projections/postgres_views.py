@@ -41,6 +41,7 @@ __all__ = [
     "PostgresTables",
     "PostgresViews",
     "advisory_key",
+    "connect",
     "is_postgres_url",
     "split_schema",
     "to_postgres",
@@ -60,6 +61,23 @@ def split_schema(url: str) -> tuple[str, str]:
     schema = next((v for k, v in reversed(query) if k == "schema"), "") or "public"
     rest = urlencode([(k, v) for k, v in query if k != "schema"])
     return urlunsplit(parts._replace(query=rest)), schema
+
+
+DEFAULT_CONNECT_TIMEOUT = 10
+"""Seconds to wait for the server when the URL sets no `connect_timeout` (libpq
+itself would wait for ever)."""
+
+
+def connect(conninfo: str, application_name: str) -> psycopg.Connection[Any]:
+    """An autocommit connection for the read models or the runner lock."""
+    if "connect_timeout=" not in conninfo:
+        return psycopg.connect(
+            conninfo,
+            autocommit=True,
+            application_name=application_name,
+            connect_timeout=DEFAULT_CONNECT_TIMEOUT,
+        )
+    return psycopg.connect(conninfo, autocommit=True, application_name=application_name)
 
 
 def advisory_key(purpose: str, schema: str) -> int:
@@ -122,7 +140,7 @@ class PostgresViews:
         conninfo, schema = split_schema(url)
         self.schema = schema
         self.write_key = advisory_key("views-write", schema)
-        self._conn = psycopg.connect(conninfo, autocommit=True, application_name=application_name)
+        self._conn = connect(conninfo, application_name)
         self._conn.adapters.register_dumper(bool, _BoolAsBigint)
         try:
             self._conn.execute("SET TIME ZONE 'UTC'")

@@ -33,7 +33,7 @@ import psycopg
 from psycopg import sql as pgsql
 
 from projections.database import ViewsLocation
-from projections.postgres_views import advisory_key, is_postgres_url, split_schema
+from projections.postgres_views import advisory_key, connect, is_postgres_url, split_schema
 
 __all__ = [
     "FileRunnerLock",
@@ -192,9 +192,7 @@ class PostgresRunnerLock:
         return self._conn is not None
 
     def _connect(self) -> psycopg.Connection[Any]:
-        return psycopg.connect(
-            self._conninfo, autocommit=True, application_name="playerlog-runner-lock"
-        )
+        return connect(self._conninfo, "playerlog-runner-lock")
 
     def _table(self) -> pgsql.Composed:
         return pgsql.SQL("{}.{}").format(

@@ -29,6 +29,8 @@ import time
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, TypeVar
 
+import psycopg
+
 from eventstore import EventLog
 from projections.database import ViewsLocation, open_views
 from projections.protocol import Projection
@@ -110,6 +112,7 @@ class ProjectionWorker:
         self._lock = lock if lock is not None else runner_lock_for(views)
         self._runner: ProjectionRunner | None = None
         self._standing_by = False
+        self._lock_failing = False
         self._stop: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -174,15 +177,24 @@ class ProjectionWorker:
                 raise LockLost
 
     def _take_over(self) -> ProjectionRunner | None:
-        if not self._lock.acquire():
-            if not self._standing_by:
-                self._standing_by = True
-                holder = self._lock.holder()
-                logger.info(
-                    "projections: another process drives them (pid %s); standing by",
-                    holder.pid if holder is not None else "unknown",
-                )
+        try:
+            if not self._lock.acquire():
+                if not self._standing_by:
+                    self._standing_by = True
+                    holder = self._lock.holder()
+                    logger.info(
+                        "projections: another process drives them (pid %s); standing by",
+                        holder.pid if holder is not None else "unknown",
+                    )
+                return None
+        except (OSError, psycopg.Error) as error:
+            # The lock's database is unreachable (PostgreSQL): stand by and try again,
+            # saying so once, not every try.
+            if not self._lock_failing:
+                self._lock_failing = True
+                logger.warning("projections: cannot try the runner lock (%s); retrying", error)
             return None
+        self._lock_failing = False
         try:
             self._runner = ProjectionRunner(
                 self.log,

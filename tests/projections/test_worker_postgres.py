@@ -208,3 +208,15 @@ async def test_a_driver_whose_lock_session_ends_stops_driving_and_one_process_dr
         await driver.stop()
         await standby.stop()
     assert runner_holder(pg_url) is None
+
+
+async def test_a_worker_whose_lock_database_is_unreachable_stands_by_and_says_so_once(
+    log: EventLog, caplog: pytest.LogCaptureFixture
+) -> None:
+    nowhere = "postgresql://postgres@127.0.0.1:1/test?connect_timeout=1&schema=x"
+    worker = ProjectionWorker(log, standard_projections(), views=nowhere, lock_poll=0.02)
+    await worker.start()
+    await asyncio.sleep(0.2)  # several more tries
+    assert not worker.active
+    await worker.stop()
+    assert caplog.text.count("cannot try the runner lock") == 1
