@@ -34,7 +34,7 @@ from delivery.routes import DESTINATION_ROUTES, document_destination_routes
 from eventstore import EventLog, open_log
 from projections import Projection
 from projections.standard import projections_for
-from projections.worker import ProjectionWorker
+from projections.worker import ProjectionWorker, runner_lock_for
 
 __all__ = ["create_app", "create_asgi"]
 
@@ -45,7 +45,7 @@ def build_services(
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     projections: Callable[[], Sequence[Projection]] | None = None,
 ) -> Services:
-    views = settings.views_path()  # before opening anything: a PostgreSQL log needs it set
+    views = settings.views_location()  # before opening anything: a bad one is refused first
     if settings.destinations:
         load_destinations_file(settings.destinations)  # a bad file: refused at start, with why
     log = log or open_log(
@@ -71,6 +71,9 @@ def build_services(
         projections=ProjectionsService(
             log,
             views,
+            # which process drives: a file lock beside SQLite views, an advisory lock
+            # on PostgreSQL (projections.runner_lock)
+            runner_lock=runner_lock_for(views),
             make_projections=projections or projections_for(settings.eur_rates),
             wait_timeout=settings.min_position_timeout,
         ),
@@ -99,7 +102,9 @@ def create_app(
         worker = ProjectionWorker(
             services.log,
             services.projections.make_projections(),
-            views=services.projections.views_path,
+            views=services.projections.views,
+            # its own lock object: two apps sharing services must not share a holding
+            lock=runner_lock_for(services.projections.views),
             lock_poll=settings.runner_lock_poll,
             companions=[delivery.run],
         )

@@ -42,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
         "same database; on SQLite they share one file. The projections run in-process: "
         "exactly one process drives them (serve's or a worker's), the others stand by."))
     serve.add_argument("--db", help=DB_HELP)
-    serve.add_argument("--views", metavar="PATH", help=VIEWS_HELP)
+    serve.add_argument("--views", metavar="PATH|URL", help=VIEWS_HELP)
     serve.add_argument("--eur-rates", metavar="PATH", help=RATES_HELP)
     serve.add_argument("--destinations", metavar="FILE", help=DESTINATIONS_HELP)
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")

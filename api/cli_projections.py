@@ -1,7 +1,8 @@
 """`playerlog worker` and `playerlog projections status|rebuild|retry|skip|cancel`.
 
-Every command opens the log (`--db` / PLAYERLOG_DB) and the read-model file
-(`--views` / PLAYERLOG_VIEWS, else beside a SQLite log), and works on them
+Every command opens the log (`--db` / PLAYERLOG_DB) and the read models
+(`--views` / PLAYERLOG_VIEWS, else beside a SQLite log or in a PostgreSQL log's
+own schema), and works on them
 directly: it runs the same way whether or not a `serve` or `worker` process is
 up, and whatever it changes, those processes see at their next page.
 """
@@ -16,7 +17,6 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from datetime import timedelta
-from pathlib import Path
 from typing import TextIO
 
 import msgspec
@@ -39,8 +39,15 @@ from projections import (
     start_rebuild,
     status,
 )
+from projections.database import ViewsLocation
 from projections.standard import projections_for
-from projections.worker import ProjectionWorker, RunnerHolder, follow_rebuilds, runner_holder
+from projections.worker import (
+    ProjectionWorker,
+    RunnerHolder,
+    follow_rebuilds,
+    runner_holder,
+    runner_lock_for,
+)
 
 __all__ = [
     "VIEWS_HELP",
@@ -55,8 +62,9 @@ __all__ = [
 
 DB_HELP = "database URL (default: $PLAYERLOG_DB, else sqlite:///playerlog.db)"
 VIEWS_HELP = (
-    "read-model SQLite file (default: $PLAYERLOG_VIEWS, else beside a SQLite log: "
-    "x/playerlog.db -> x/playerlog.views.db)"
+    "read models: a SQLite file or a postgresql:// URL (default: $PLAYERLOG_VIEWS, else "
+    "beside a SQLite log: x/playerlog.db -> x/playerlog.views.db; a PostgreSQL log's own "
+    "database and schema)"
 )
 
 
@@ -74,7 +82,7 @@ DESTINATIONS_HELP = (
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--db", help=DB_HELP)
-    parser.add_argument("--views", metavar="PATH", help=VIEWS_HELP)
+    parser.add_argument("--views", metavar="PATH|URL", help=VIEWS_HELP)
     parser.add_argument("--eur-rates", metavar="PATH", help=RATES_HELP)
 
 
@@ -86,8 +94,9 @@ def add_worker_command(
         help="drive the projections without serving HTTP",
         description=(
             "Drive the projections (catch up, then follow the log) without serving HTTP. "
-            "Exactly one process drives them at a time, the one holding the lock file "
-            "beside the read models; the others (serve, more workers) stand by and take "
+            "Exactly one process drives them at a time, the one holding the runner lock "
+            "(a lock file beside SQLite read models, an advisory lock in PostgreSQL); "
+            "the others (serve, more workers) stand by and take "
             "over within seconds ($PLAYERLOG_RUNNER_LOCK_POLL, default 1 s) when it dies. "
             "SIGTERM or SIGINT stops it after the page under way."
         ),
@@ -192,7 +201,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 def run_worker(args: argparse.Namespace) -> int:
     try:
         settings = _settings(args)
-        views = settings.views_path()
+        views = settings.views_location()
         make_projections = projections_for(settings.eur_rates)
         if settings.destinations:
             load_destinations_file(settings.destinations)
@@ -207,6 +216,7 @@ def run_worker(args: argparse.Namespace) -> int:
             log,
             projections,
             views=views,
+            lock=runner_lock_for(views),
             lock_poll=settings.runner_lock_poll,
             companions=[delivery.run],
         )
@@ -231,7 +241,7 @@ def run_projection_command(args: argparse.Namespace) -> int:
     command = f"projections {args.projections_command}"
     try:
         settings = _settings(args)
-        views = settings.views_path()
+        views = settings.views_location()
     except ValueError as problem:
         return _fail(command, str(problem))
     projections = {p.name: p for p in projections_for(settings.eur_rates)()}
@@ -252,7 +262,7 @@ def run_projection_command(args: argparse.Namespace) -> int:
 
 
 def _status(
-    log: EventLog, views: Path, projections: dict[str, Projection], *, as_json: bool
+    log: EventLog, views: ViewsLocation, projections: dict[str, Projection], *, as_json: bool
 ) -> int:
     conn = open_views(views)
     try:
@@ -268,7 +278,7 @@ def _status(
     return 0
 
 
-def _change(args: argparse.Namespace, command: str, views: Path) -> int:
+def _change(args: argparse.Namespace, command: str, views: ViewsLocation) -> int:
     conn = open_views(views)
     try:
         if args.projections_command == "retry":
@@ -297,7 +307,10 @@ def _change(args: argparse.Namespace, command: str, views: Path) -> int:
 
 
 def _rebuild(
-    args: argparse.Namespace, log: EventLog, views: Path, projections: dict[str, Projection]
+    args: argparse.Namespace,
+    log: EventLog,
+    views: ViewsLocation,
+    projections: dict[str, Projection],
 ) -> int:
     if bool(args.all) == bool(args.name):
         return _fail("projections rebuild", "give a projection NAME or --all (not both)")

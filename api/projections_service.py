@@ -3,23 +3,22 @@ waiting for a position (`?min_position=N`).
 
 Built once by the composition root. It never drives the runners (that is
 `projections.worker.ProjectionWorker`, started by the app when
-`run_projections` is on); it reads the read-model file and makes the operator's
-changes to the registry.
+`run_projections` is on); it reads the read models (a SQLite file or a
+PostgreSQL schema) and makes the operator's changes to the registry.
 
-Reads use one SQLite connection per thread, each read inside one snapshot (WAL:
-a reader never waits for the runner's page transaction, nor the runner for a
-reader).
+Reads use one connection per thread, each read inside one snapshot (SQLite WAL,
+PostgreSQL REPEATABLE READ: a reader never waits for the runner's page
+transaction, nor the runner for a reader). Waiting for a position polls the
+registry, so it works whichever process (or machine, on PostgreSQL) drives.
 """
 
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from pathlib import Path
 
 import msgspec
 
@@ -35,9 +34,10 @@ from projections import (
     status,
     write_transaction,
 )
+from projections.database import ViewsConnection, ViewsLocation
 from projections.registry import create_build
+from projections.runner_lock import RunnerHolder, RunnerLock, runner_lock_for
 from projections.standard import standard_projections
-from projections.worker import RunnerHolder, runner_holder
 
 __all__ = [
     "ProjectionsReport",
@@ -80,15 +80,21 @@ class ProjectionsService:
     def __init__(
         self,
         log: EventLog,
-        views: str | Path,
+        views: ViewsLocation,
         *,
+        runner_lock: RunnerLock | None = None,
         make_projections: Callable[[], Sequence[Projection]] = standard_projections,
         wait_timeout: float = 5.0,
         wait_poll: float = DEFAULT_WAIT_POLL,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.log = log
-        self.views_path = Path(views)
+        self.views = views
+        self.runner_lock: RunnerLock = runner_lock if runner_lock is not None else (
+            runner_lock_for(views)
+        )
+        """The lock that decides which process drives (this service only asks who
+        holds it; the app's worker takes it)."""
         self.make_projections = make_projections
         """A fresh set of the projections (the worker's runner gets its own)."""
         self.projections = {p.name: p for p in make_projections()}
@@ -96,7 +102,7 @@ class ProjectionsService:
         self.wait_poll = wait_poll
         self._clock = clock
         self._local = threading.local()
-        self._connections: list[sqlite3.Connection] = []
+        self._connections: list[ViewsConnection] = []
         self._guard = threading.Lock()
         self._writer = self._open()
         self._writing = threading.Lock()
@@ -105,10 +111,10 @@ class ProjectionsService:
     # -- reading ------------------------------------------------------------------------
 
     @contextmanager
-    def reader(self) -> Iterator[sqlite3.Connection]:
+    def reader(self) -> Iterator[ViewsConnection]:
         """This thread's read connection, inside one snapshot for the whole block
         (nested blocks share it). Use it from a worker thread, not the event loop."""
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        conn: ViewsConnection | None = getattr(self._local, "conn", None)
         if conn is None:
             conn = self._local.conn = self._open()
         with read_transaction(conn):
@@ -150,7 +156,7 @@ class ProjectionsService:
             states = status(conn, self.log, self.projections, clock=self._clock)
         if viewer is not None:
             states = self._for_viewer(states, viewer)
-        return ProjectionsReport(projections=states, runner=runner_holder(self.views_path))
+        return ProjectionsReport(projections=states, runner=self.runner_lock.holder())
 
     # -- operating ----------------------------------------------------------------------
 
@@ -181,8 +187,8 @@ class ProjectionsService:
 
     # -- inside -------------------------------------------------------------------------
 
-    def _open(self) -> sqlite3.Connection:
-        conn = open_views(self.views_path)
+    def _open(self) -> ViewsConnection:
+        conn = open_views(self.views)
         with self._guard:
             self._connections.append(conn)
         return conn

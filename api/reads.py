@@ -13,7 +13,6 @@ events that changed that row.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, TypeVar
@@ -40,6 +39,7 @@ from projections import (
     list_unreadable,
     read_transaction,
 )
+from projections.database import ViewsConnection
 
 __all__ = [
     "GameBody",
@@ -118,7 +118,7 @@ def query_text(
     return text
 
 
-def _snapshot(conn: sqlite3.Connection, projection: str, read: Callable[[], _T]) -> tuple[int, _T]:
+def _snapshot(conn: ViewsConnection, projection: str, read: Callable[[], _T]) -> tuple[int, _T]:
     with read_transaction(conn):
         return active_position(conn, projection) or 0, read()
 
@@ -183,7 +183,7 @@ def _entity(value: msgspec.Struct, checkpoint: int) -> dict[str, Any]:
 
 
 def player_body(
-    conn: sqlite3.Connection, tenant: str, environment: str, user_id: str
+    conn: ViewsConnection, tenant: str, environment: str, user_id: str
 ) -> dict[str, Any] | None:
     """`GET /v1/players/{user_id}`.
 
@@ -199,7 +199,7 @@ def player_body(
 
 
 def game_body(
-    conn: sqlite3.Connection, tenant: str, environment: str, game_id: str
+    conn: ViewsConnection, tenant: str, environment: str, game_id: str
 ) -> dict[str, Any] | None:
     """`GET /v1/games/{game_id}`: catalogue fields and play `stats` per currency."""
     checkpoint, game = _snapshot(
@@ -209,7 +209,7 @@ def game_body(
 
 
 def games_page_body(
-    conn: sqlite3.Connection,
+    conn: ViewsConnection,
     tenant: str,
     environment: str,
     *,
@@ -228,7 +228,7 @@ def games_page_body(
 
 
 def ledger_body(
-    conn: sqlite3.Connection,
+    conn: ViewsConnection,
     tenant: str,
     environment: str,
     user_id: str,
@@ -263,7 +263,7 @@ def ledger_body(
 
 
 def players_page_body(
-    conn: sqlite3.Connection,
+    conn: ViewsConnection,
     tenant: str,
     environment: str,
     *,
@@ -292,7 +292,7 @@ def _page(page: PlayerPage | GamePage) -> dict[str, Any]:
 
 
 def unreadable_body(
-    conn: sqlite3.Connection, tenant: str, environment: str, *, limit: int, cursor: str | None
+    conn: ViewsConnection, tenant: str, environment: str, *, limit: int, cursor: str | None
 ) -> dict[str, Any]:
     """`GET /v1/admin/ledger/unreadable`: track money events whose money could not
     be read (so they count nowhere), in log order."""

@@ -12,7 +12,6 @@ snapshot.
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Protocol
@@ -44,6 +43,7 @@ from api.reads import (
 from api.responses import error, json_response
 from api.routes_ingest import ingest_guard, services_of
 from projections import MOVEMENT_KINDS
+from projections.database import ViewsConnection
 
 __all__ = ["READ_ROUTES", "document_read_routes"]
 
@@ -52,13 +52,13 @@ _MAX_POSITION = 2**63 - 1
 MAX_PAGE = 1000
 
 Body = dict[str, Any] | None
-Read = Callable[[sqlite3.Connection], Body]
+Read = Callable[[ViewsConnection], Body]
 
 
 class PageBody(Protocol):
     def __call__(
         self,
-        conn: sqlite3.Connection,
+        conn: ViewsConnection,
         tenant: str,
         environment: str,
         *,

@@ -9,7 +9,7 @@ from typing import Literal
 import msgspec
 
 from eventstore import DEFAULT_IDEMPOTENCY_TTL, resolve_db_url
-from projections import views_path_for
+from projections.database import ViewsLocation, views_location_for
 
 __all__ = ["Settings"]
 
@@ -34,7 +34,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     log_level: str = "INFO"
     access_log: bool = True
     views: str | None = None
-    """The read-model SQLite file; None: beside a SQLite log (`x/playerlog.views.db`)."""
+    """Where the read models live: a SQLite file or a `postgresql://` URL (its
+    `?schema=`). None: beside a SQLite log (`x/playerlog.views.db`), or a
+    PostgreSQL log's own database and schema."""
     destinations: str | None = None
     """A destinations file (docs/destinations.md) applied at start; destinations
     made over the admin API need none."""
@@ -49,12 +51,19 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     min_position_timeout: float = 5.0
     """How long a read with `?min_position=N` waits for the projection to reach N."""
 
-    def views_path(self) -> Path:
-        """The read-model file: `views` if set, else derived from a SQLite `db_url`."""
+    def views_location(self) -> ViewsLocation:
+        """`views` if set, else derived from `db_url` (`database.views_location_for`)."""
         if self.views:
-            return Path(self.views)
+            if "://" not in self.views:
+                return Path(self.views)
+            if not self.views.startswith(("postgresql://", "postgres://")):
+                raise ValueError(
+                    f"PLAYERLOG_VIEWS (--views) {self.views.split('@')[-1]!r}: "
+                    "a SQLite file path or a postgresql:// URL"
+                )
+            return self.views
         try:
-            return views_path_for(self.db_url)
+            return views_location_for(self.db_url)
         except ValueError as problem:
             raise ValueError(f"PLAYERLOG_VIEWS (--views) is needed: {problem}") from None
 

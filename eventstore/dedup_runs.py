@@ -58,6 +58,8 @@ __all__ = [
 
 BLOCK = 240
 """Entries per block: 3,840 bytes, so a lookup reads about one page."""
+LOOKUP_RUNS_PER_STATEMENT = 200
+"""Runs probed by one SQL statement (SQLite's compound SELECT limit is 500)."""
 _LOWEST = -(2**63)
 _BIG_ENDIAN = sys.byteorder == "big"
 
@@ -166,22 +168,34 @@ def write_run(cursor: sqlite3.Cursor, run: Run, hashes: array[int], positions: a
 
 
 def lookup(
-    cursor: sqlite3.Cursor, runs: Sequence[Run], digests: Iterable[int]
+    cursor: sqlite3.Cursor,
+    runs: Sequence[Run],
+    digests: Iterable[int],
+    *,
+    runs_per_statement: int = LOOKUP_RUNS_PER_STATEMENT,
 ) -> list[tuple[int, int]]:
     """(key_hash, position) of every live run's entry for these hashes."""
     live = [run for run in reversed(runs) if run.state == "live"]
     if not live:
         return []
+    wanted = msgspec.json.encode(list(digests))
+    found: list[tuple[int, int]] = []
+    # SQLite allows 500 terms in a compound SELECT; final runs add up on a big log.
+    for start in range(0, len(live), runs_per_statement):
+        _lookup_runs(cursor, live[start : start + runs_per_statement], wanted, found)
+    return found
+
+
+def _lookup_runs(
+    cursor: sqlite3.Cursor, runs: Sequence[Run], wanted: bytes, found: list[tuple[int, int]]
+) -> None:
     statement = " UNION ALL ".join(
         f"SELECT j.value, b.hashes, b.positions FROM json_each(?1) AS j "  # noqa: S608
         f"JOIN {run.table} AS b ON b.first_hash = "
         f"(SELECT max(first_hash) FROM {run.table} WHERE first_hash <= j.value)"
-        for run in live
+        for run in runs
     )
-    found = []
-    for digest, packed_hashes, packed_positions in cursor.execute(
-        statement, (msgspec.json.encode(list(digests)),)
-    ):
+    for digest, packed_hashes, packed_positions in cursor.execute(statement, (wanted,)):
         hashes = _unpack(packed_hashes)
         at = bisect_left(hashes, digest)
         if at < len(hashes) and hashes[at] == digest:
@@ -189,7 +203,6 @@ def lookup(
             while at < len(hashes) and hashes[at] == digest:
                 found.append((digest, positions[at]))
                 at += 1
-    return found
 
 
 def read_hashes(conn: sqlite3.Connection, run_id: int) -> Iterable[array[int]]:
@@ -237,13 +250,25 @@ def size_class(rows: int, unit: int, fan_in: int) -> int:
     return level
 
 
-def pick_merge(runs: Sequence[Run], unit: int, fan_in: int) -> list[Run]:
+def pick_merge(
+    runs: Sequence[Run], unit: int, fan_in: int, levels: int | None = None
+) -> list[Run]:
     """The runs to merge next: `fan_in` or more live runs of the smallest size
-    class that has that many, oldest first; none when no class has."""
+    class that has that many, oldest first; none when no class has.
+
+    Runs of size class `levels` or above are final and never merged again, so a
+    key is rewritten at most `levels` times whatever the log's size (None: no
+    bound). Merging them too would make each key's rewrites, and the writer's
+    upkeep per append, grow with the log: at 10M keys a merge of four 2.5M-key
+    runs held the writer for about 20 s in slices.
+    """
     by_class: dict[int, list[Run]] = {}
     for run in runs:
-        if run.state == "live":
-            by_class.setdefault(size_class(run.rows, unit, fan_in), []).append(run)
+        if run.state != "live":
+            continue
+        level = size_class(run.rows, unit, fan_in)
+        if levels is None or level < levels:
+            by_class.setdefault(level, []).append(run)
     for level in sorted(by_class):
         if len(by_class[level]) >= fan_in:
             return by_class[level]

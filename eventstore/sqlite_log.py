@@ -15,8 +15,8 @@ so this backend lays the dedup key out differently:
   writer (the "tail"), rebuilt from the log itself, so they cost nothing on disk.
 * When the tail reaches `tail_limit`, its keys become a new immutable sorted
   run; runs of similar size are merged into one (dedup_runs.py), in slices,
-  one short transaction each. The dedup index is derived data: the log stays
-  the truth.
+  one short transaction each, at most `merge_levels` times per key. The dedup
+  index is derived data: the log stays the truth.
 * A Bloom filter over the runs' keys (key_filter.py), saved beside the file,
   proves nearly every new key absent without any SQL.
 
@@ -73,6 +73,13 @@ one step (between append groups, holding the writer): at 100,000 that step took
 is ~35 ms, and appends (calls of 50, 8 writers) ran no slower (102k vs 92k
 ev/s, one run each). More, smaller runs are what the tiered merges are for."""
 DEFAULT_MERGE_FAN_IN = 4
+DEFAULT_MERGE_LEVELS = 3
+"""Times a key is merged at most: runs stop growing at tail_limit x fan_in**3
+(1.28M keys by default) and are never rewritten again. Unbounded tiers made the
+writer's upkeep per append grow with the log (0.38-1.17x the empty-log rate at
+10M, depending on whether a merge of 2.5M-key runs fell inside the
+measurement); final runs instead add up (about 8 at 10M keys, 80 at 100M), which
+only the key filter's rare false positives and true duplicates probe."""
 DEFAULT_MERGE_SLICE = 20_000
 FILTER_STEP = 25_000
 """Keys given to the key filter per upkeep step of a flush (15-30 ms measured)."""
@@ -157,6 +164,7 @@ class SQLiteLog(SQLiteRecorder, LogBackend):
         tail_limit: int = DEFAULT_TAIL_LIMIT,
         merge_fan_in: int = DEFAULT_MERGE_FAN_IN,
         merge_slice: int = DEFAULT_MERGE_SLICE,
+        merge_levels: int = DEFAULT_MERGE_LEVELS,
         busy_timeout_s: int = 30,
         cache_mib: int = 128,
         key_filter: bool = True,
@@ -169,6 +177,7 @@ class SQLiteLog(SQLiteRecorder, LogBackend):
         self.tail_limit = tail_limit
         self.merge_fan_in = max(2, merge_fan_in)
         self.merge_slice = merge_slice
+        self.merge_levels = max(1, merge_levels)
         self._cache_mib = cache_mib
         self._busy_timeout_s = busy_timeout_s
         super().__init__(
@@ -552,7 +561,7 @@ class SQLiteLog(SQLiteRecorder, LogBackend):
 
     def _upkeep_pending(self, runs: Sequence[Run]) -> bool:
         return any(run.state == "merge" for run in runs) or bool(
-            dedup_runs.pick_merge(runs, self.tail_limit, self.merge_fan_in)
+            dedup_runs.pick_merge(runs, self.tail_limit, self.merge_fan_in, self.merge_levels)
         )
 
     def _start_flush(self, tail: _Tail) -> _Flush | None:
@@ -621,7 +630,9 @@ class SQLiteLog(SQLiteRecorder, LogBackend):
     def _merge(self, cursor: sqlite3.Cursor) -> None:
         merging = next((r for r in self._runs if r.state == "merge"), None)
         if merging is None:
-            sources = dedup_runs.pick_merge(self._runs, self.tail_limit, self.merge_fan_in)
+            sources = dedup_runs.pick_merge(
+                self._runs, self.tail_limit, self.merge_fan_in, self.merge_levels
+            )
             if not sources:
                 return
             merging = dedup_runs.start_merge(cursor, sources)

@@ -25,7 +25,7 @@ def open_backend(url: str, **options: Any) -> LogBackend:
 
     * `sqlite:///relative/path.db`, `sqlite:////absolute/path.db`; query option
       `synchronous=FULL|NORMAL|OFF` (default FULL: see docs/durability.md);
-      `tail_limit=N`, `merge_fan_in=N`, `merge_slice=N`,
+      `tail_limit=N`, `merge_fan_in=N`, `merge_slice=N`, `merge_levels=N`,
       `key_filter=off` tune the dedup index
       (docs/log.md).
     * `postgresql://user@host:port/dbname` (also `postgres://`).
@@ -42,7 +42,7 @@ def open_backend(url: str, **options: Any) -> LogBackend:
         synchronous = query.get("synchronous", "FULL").upper()
         if synchronous not in ("FULL", "NORMAL", "OFF"):
             raise UnsupportedDatabaseURL(f"{url!r}: synchronous must be FULL, NORMAL or OFF")
-        for knob in ("tail_limit", "merge_fan_in", "merge_slice"):
+        for knob in ("tail_limit", "merge_fan_in", "merge_slice", "merge_levels"):
             if knob in query:
                 try:
                     options.setdefault(knob, int(query[knob]))

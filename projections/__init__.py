@@ -3,8 +3,9 @@
 Public surface:
 
 * running: `ProjectionRunner(log, [PlayersProjection()])` with `catch_up()` and
-  `async run()`; the read models live in their own SQLite file
-  (`views_path_for(log_url)`, opened with `open_views`).
+  `async run()`; the read models live in their own SQLite file beside a SQLite
+  log, or in a PostgreSQL log's own schema (`views_location_for(log_url)`,
+  opened with `open_views`; `database.ViewsConnection` is either).
 * operating: `status`, `start_rebuild`, `cancel_rebuild`, `retry`, `skip`.
 * reading: `get_player`, `list_players`, `get_ledger`, `get_game`, `list_games`.
 * money: `movements_of` and `MOVEMENT_TABLE` (which event moves what), `Rates`.
@@ -15,7 +16,15 @@ Depends on `eventstore` only (see docs/projections.md).
 
 from __future__ import annotations
 
-from projections.database import open_views, read_transaction, views_path_for, write_transaction
+from projections.database import (
+    ViewsConnection,
+    ViewsLocation,
+    open_views,
+    read_transaction,
+    views_location_for,
+    views_path_for,
+    write_transaction,
+)
 from projections.games import (
     GAME_FIELDS,
     PLAY_KINDS,
@@ -121,6 +130,8 @@ __all__ = [
     "UnreadableEvent",
     "UnreadableMoney",
     "UnreadablePage",
+    "ViewsConnection",
+    "ViewsLocation",
     "active_position",
     "cancel_rebuild",
     "decoding_once",
@@ -140,6 +151,7 @@ __all__ = [
     "skip",
     "start_rebuild",
     "status",
+    "views_location_for",
     "views_path_for",
     "write_transaction",
 ]

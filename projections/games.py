@@ -45,7 +45,6 @@ these names point at the active build): `games`, `games_fields`,
 from __future__ import annotations
 
 import decimal
-import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -55,7 +54,12 @@ from typing import Any, Final, Literal
 import msgspec
 
 from eventstore import RecordedEvent
-from projections.database import read_transaction
+from projections.database import (
+    QUERY_ERRORS,
+    ViewsConnection,
+    is_missing_table,
+    read_transaction,
+)
 from projections.listing import MAX_LIST_LIMIT, list_changed
 from projections.movements import MOVEMENT_TABLE, Movement, movements_of
 from projections.protocol import CannotApply, Tables
@@ -243,21 +247,22 @@ _STATS_COLUMNS: Final = "rounds, bets, wins, ggr, bonus_bets, bonus_wins, win_co
 # names (from the registry, never from input); values are always parameters.
 _SQL: Final = {
     "upsert_field": (
-        "INSERT INTO {games_fields} (tenant, environment, game_id, field, value, time, "
+        "INSERT INTO {games_fields} AS cur (tenant, environment, game_id, field, value, time, "
         "position) VALUES (?,?,?,?,?,?,?) "
         "ON CONFLICT (tenant, environment, game_id, field) DO UPDATE SET "
         "value = excluded.value, time = excluded.time, position = excluded.position "
-        "WHERE (excluded.time, excluded.position) > (time, position)"
+        "WHERE (excluded.time, excluded.position) > (cur.time, cur.position)"
     ),
     "fields_of": (
         "SELECT game_id, field, value FROM {games_fields} WHERE {scope} AND game_id {in_json}"
     ),
     "touch_game": (
-        "INSERT INTO {games} (tenant, environment, game_id, position, updated_at) "
+        "INSERT INTO {games} AS cur (tenant, environment, game_id, position, updated_at) "
         "VALUES (?,?,?,?,?) ON CONFLICT (tenant, environment, game_id) DO UPDATE SET "
-        "updated_at = CASE WHEN excluded.position >= position "
-        "THEN excluded.updated_at ELSE updated_at END, "
-        "position = max(position, excluded.position)"
+        "updated_at = CASE WHEN excluded.position >= cur.position "
+        "THEN excluded.updated_at ELSE cur.updated_at END, "
+        "position = CASE WHEN excluded.position > cur.position "
+        "THEN excluded.position ELSE cur.position END"
     ),
     "set_catalogue": "UPDATE {games} SET {catalogue_columns} WHERE {scope} AND game_id = ?",
     # One statement per scope both adds the page's players and says which were new:
@@ -313,7 +318,7 @@ def _json(values: Sequence[Any]) -> str:
 
 
 def _add_players(
-    conn: sqlite3.Connection, sql: str, members: dict[Scope, set[Member]]
+    conn: ViewsConnection, sql: str, members: dict[Scope, set[Member]]
 ) -> dict[StatsKey, int]:
     """Add the page's players to `games_players`; returns how many were new, per game
     and currency."""
@@ -346,7 +351,7 @@ class _Buffer:
     def __init__(
         self,
         statements: _Statements,
-        write: Callable[[sqlite3.Connection, _Statements, _Page], None],
+        write: Callable[[ViewsConnection, _Statements, _Page], None],
     ) -> None:
         self._statements = statements
         self._write = write
@@ -368,7 +373,7 @@ class _Buffer:
             for event in page:
                 fold.add(event)
 
-    def flush(self, conn: sqlite3.Connection) -> None:
+    def flush(self, conn: ViewsConnection) -> None:
         self._write(conn, self._statements, self._fold)
 
 
@@ -443,7 +448,7 @@ class GamesProjection:
         return statements
 
     def apply(
-        self, page: Sequence[RecordedEvent], conn: sqlite3.Connection, tables: Tables
+        self, page: Sequence[RecordedEvent], conn: ViewsConnection, tables: Tables
     ) -> None:
         buffer = self.buffer(tables)
         buffer.fold(page)
@@ -455,7 +460,7 @@ class GamesProjection:
         return _Buffer(self._statements(tables), self._write)
 
     @classmethod
-    def _write(cls, conn: sqlite3.Connection, s: _Statements, fold: _Page) -> None:
+    def _write(cls, conn: ViewsConnection, s: _Statements, fold: _Page) -> None:
         """Merge what `fold` holds into the build's tables."""
         with decimal.localcontext(_EXACT):
             if not fold.touched:
@@ -473,7 +478,7 @@ class GamesProjection:
                 cls._add_play(conn, s, fold)
 
     @staticmethod
-    def _merge_catalogue(conn: sqlite3.Connection, s: _Statements, fold: _Page) -> None:
+    def _merge_catalogue(conn: ViewsConnection, s: _Statements, fold: _Page) -> None:
         conn.executemany(
             s.upsert_field,
             [
@@ -491,7 +496,7 @@ class GamesProjection:
         conn.executemany(s.set_catalogue, updates)
 
     @staticmethod
-    def _add_play(conn: sqlite3.Connection, s: _Statements, fold: _Page) -> None:
+    def _add_play(conn: ViewsConnection, s: _Statements, fold: _Page) -> None:
         added_players = _add_players(conn, s.add_players, fold.players)
 
         stored: dict[StatsKey, tuple[Any, ...]] = {}
@@ -593,7 +598,7 @@ _LISTS: Final = msgspec.json.Decoder(list[str] | None)
 
 
 def _stats_of(
-    conn: sqlite3.Connection, tenant: str, environment: str, games: list[str]
+    conn: ViewsConnection, tenant: str, environment: str, games: list[str]
 ) -> dict[str, dict[str, GameStats]]:
     found: dict[str, dict[str, GameStats]] = {g: {} for g in games}
     rows = conn.execute(_STATS_SELECT, (tenant, environment, _json(games)))
@@ -643,11 +648,7 @@ def _game(row: Sequence[Any], stats: dict[str, GameStats]) -> Game:
     )
 
 
-def _not_built(error: sqlite3.OperationalError) -> bool:
-    return str(error).startswith("no such table: games")
-
-
-def get_game(conn: sqlite3.Connection, tenant: str, environment: str, game_id: str) -> Game | None:
+def get_game(conn: ViewsConnection, tenant: str, environment: str, game_id: str) -> Game | None:
     """The game `game_id` of that tenant and environment, from the active build."""
     try:
         with read_transaction(conn):
@@ -659,15 +660,15 @@ def get_game(conn: sqlite3.Connection, tenant: str, environment: str, game_id: s
             if row is None:
                 return None
             stats = _stats_of(conn, tenant, environment, [game_id])
-    except sqlite3.OperationalError as error:
-        if _not_built(error):
+    except QUERY_ERRORS as error:
+        if is_missing_table(error, "games"):
             return None
         raise
     return _game(row, stats[game_id])
 
 
 def list_games(
-    conn: sqlite3.Connection,
+    conn: ViewsConnection,
     tenant: str,
     environment: str,
     *,

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -45,7 +44,7 @@ from typing import Any, Final
 import msgspec
 
 from eventstore import RecordedEvent
-from projections.database import read_transaction
+from projections.database import ViewsConnection, read_transaction
 from projections.links import create_links_table
 from projections.movements import MONEY_EVENTS, MOVEMENT_KINDS, UnreadableMoney, read_movements
 from projections.protocol import CannotApply, Tables
@@ -92,10 +91,11 @@ _INSERT_ROW: Final = (
 )
 # The latest link by (event time, position) wins, whatever order links arrive in.
 _UPSERT_LINK: Final = (
-    "INSERT INTO {ledger_links} (tenant, environment, anonymous_id, user_id, time, position) "
+    "INSERT INTO {ledger_links} AS cur "
+    "(tenant, environment, anonymous_id, user_id, time, position) "
     "VALUES (?,?,?,?,?,?) ON CONFLICT (tenant, environment, anonymous_id) DO UPDATE SET "
     "user_id = excluded.user_id, time = excluded.time, position = excluded.position "
-    "WHERE (excluded.time, excluded.position) > (time, position)"
+    "WHERE (excluded.time, excluded.position) > (cur.time, cur.position)"
 )
 _INSERT_UNREADABLE: Final = (
     "INSERT INTO {ledger_unreadable} (tenant, environment, position, event_id, user_id, type, "
@@ -206,7 +206,7 @@ class LedgerProjection:
         )
 
     def apply(
-        self, page: Sequence[RecordedEvent], conn: sqlite3.Connection, tables: Tables
+        self, page: Sequence[RecordedEvent], conn: ViewsConnection, tables: Tables
     ) -> None:
         buffer = self.buffer(tables)
         buffer.fold(page)
@@ -290,7 +290,7 @@ class _Buffer:
                 if link is not None:
                     links.append(link)
 
-    def flush(self, conn: sqlite3.Connection) -> None:
+    def flush(self, conn: ViewsConnection) -> None:
         s = self._statements
         if self.rows:
             conn.executemany(s.insert_row, self.rows)
@@ -373,7 +373,7 @@ def _decode_cursor(cursor: str) -> tuple[str, int, int]:
         raise InvalidLedgerCursorError(f"invalid cursor {cursor!r}") from None
 
 
-def _actors(conn: sqlite3.Connection, tenant: str, environment: str, user_id: str) -> list[str]:
+def _actors(conn: ViewsConnection, tenant: str, environment: str, user_id: str) -> list[str]:
     """The ids whose movements are `user_id`'s: its own (unless linked to another
     player) and those of the anonymous ids linked to it."""
     scope = "tenant = ? AND environment = ?"
@@ -394,7 +394,7 @@ def _actors(conn: sqlite3.Connection, tenant: str, environment: str, user_id: st
 
 
 def get_ledger(
-    conn: sqlite3.Connection,
+    conn: ViewsConnection,
     tenant: str,
     environment: str,
     user_id: str,
@@ -488,7 +488,7 @@ def _decode_position_cursor(cursor: str) -> int:
 
 
 def list_unreadable(
-    conn: sqlite3.Connection,
+    conn: ViewsConnection,
     tenant: str,
     environment: str,
     *,

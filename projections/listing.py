@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,7 +19,7 @@ from typing import Any, Final, Generic, TypeVar
 
 import msgspec
 
-from projections.database import read_transaction
+from projections.database import ViewsConnection, read_transaction
 from projections.registry import active_position
 from projections.timefmt import time_text
 
@@ -63,7 +62,7 @@ def _decode_cursor(cursor: str) -> tuple[int, str | None]:
 
 
 def list_changed(
-    conn: sqlite3.Connection,
+    conn: ViewsConnection,
     *,
     projection: str,
     table: str,
@@ -74,7 +73,7 @@ def list_changed(
     updated_since: datetime | None,
     limit: int,
     cursor: str | None,
-    enrich: Callable[[sqlite3.Connection, list[Row]], _E],
+    enrich: Callable[[ViewsConnection, list[Row]], _E],
 ) -> Listing[_E]:
     """Rows of `table` (a view named by the projection's base table) changed after
     `cursor` and, if given, received since `updated_since`, oldest change first.

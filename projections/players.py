@@ -52,7 +52,6 @@ these names point at the active build): `players`, `players_traits`,
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -62,7 +61,12 @@ from typing import Any, Final
 import msgspec
 
 from eventstore import RecordedEvent
-from projections.database import read_transaction
+from projections.database import (
+    QUERY_ERRORS,
+    ViewsConnection,
+    is_missing_table,
+    read_transaction,
+)
 from projections.links import create_links_table
 from projections.listing import InvalidCursorError, list_changed
 from projections.movements import EXACT, MONEY_EVENTS, Movement, movements_of
@@ -370,13 +374,13 @@ class _Statements:
     move_money: str
 
 
-_LATER = "CASE WHEN excluded.{c} > {c} OR {c} IS NULL THEN excluded.{c} ELSE {c} END"
-_EARLIER = "CASE WHEN excluded.{c} < {c} OR {c} IS NULL THEN excluded.{c} ELSE {c} END"
+_LATER = "CASE WHEN excluded.{c} > cur.{c} OR cur.{c} IS NULL THEN excluded.{c} ELSE cur.{c} END"
+_EARLIER = "CASE WHEN excluded.{c} < cur.{c} OR cur.{c} IS NULL THEN excluded.{c} ELSE cur.{c} END"
 _ADD_ACTIVITY = (
-    "event_count = event_count + excluded.event_count, "
+    "event_count = cur.event_count + excluded.event_count, "
     f"first_seen = {_EARLIER.format(c='first_seen')}, "
     f"last_seen = {_LATER.format(c='last_seen')}, "
-    "login_count = login_count + excluded.login_count, "
+    "login_count = cur.login_count + excluded.login_count, "
     f"last_login = {_LATER.format(c='last_login')}"
 )
 
@@ -384,45 +388,50 @@ _ADD_ACTIVITY = (
 # names (from the registry, never from input); values are always parameters.
 _SQL: Final = {
     "upsert_trait": (
-        "INSERT INTO {players_traits} (tenant, environment, user_id, trait, value, unset, time, "
+        "INSERT INTO {players_traits} AS cur "
+        "(tenant, environment, user_id, trait, value, unset, time, "
         "position) VALUES (?,?,?,?,?,?,?,?) "
         "ON CONFLICT (tenant, environment, user_id, trait) DO UPDATE SET "
         "value = excluded.value, unset = excluded.unset, time = excluded.time, "
         "position = excluded.position "
-        "WHERE (excluded.time, excluded.position, excluded.unset) > (time, position, unset)"
+        "WHERE (excluded.time, excluded.position, excluded.unset) "
+        "> (cur.time, cur.position, cur.unset)"
     ),
     "upsert_field": (
-        "INSERT INTO {players_fields} (tenant, environment, user_id, field, value, time, "
+        "INSERT INTO {players_fields} AS cur (tenant, environment, user_id, field, value, time, "
         "position) VALUES (?,?,?,?,?,?,?) "
         "ON CONFLICT (tenant, environment, user_id, field) DO UPDATE SET "
         "value = excluded.value, time = excluded.time, position = excluded.position "
-        "WHERE (excluded.time, excluded.position) > (time, position)"
+        "WHERE (excluded.time, excluded.position) > (cur.time, cur.position)"
     ),
     "get_link": (
         "SELECT user_id, time, position FROM {players_links} WHERE {scope} AND anonymous_id = ?"
     ),
     "upsert_link": (
-        "INSERT OR REPLACE INTO {players_links} (tenant, environment, anonymous_id, user_id, "
-        "time, position) VALUES (?,?,?,?,?,?)"
+        "INSERT INTO {players_links} (tenant, environment, anonymous_id, user_id, "
+        "time, position) VALUES (?,?,?,?,?,?) "
+        "ON CONFLICT (tenant, environment, anonymous_id) DO UPDATE SET "
+        "user_id = excluded.user_id, time = excluded.time, position = excluded.position"
     ),
     "move_actor": "UPDATE {players_actors} SET owner = ? WHERE {scope} AND actor_id = ?",
     "owners": (
         "SELECT anonymous_id, user_id FROM {players_links} WHERE {scope} AND anonymous_id {in_json}"
     ),
     "upsert_actor": (
-        "INSERT INTO {players_actors} (tenant, environment, actor_id, owner, event_count, "
+        "INSERT INTO {players_actors} AS cur (tenant, environment, actor_id, owner, event_count, "
         "first_seen, last_seen, login_count, last_login) VALUES (?,?,?,?,?,?,?,?,?) "
         "ON CONFLICT (tenant, environment, actor_id) DO UPDATE SET {add_activity}"
     ),
     "upsert_player": (
-        "INSERT INTO {players} (tenant, environment, user_id, profile_events, event_count, "
+        "INSERT INTO {players} AS cur (tenant, environment, user_id, profile_events, event_count, "
         "first_seen, last_seen, login_count, last_login, position, updated_at) "
         "VALUES (?,?,?,?,?,?,?,?,?,?,?) "
         "ON CONFLICT (tenant, environment, user_id) DO UPDATE SET "
-        "profile_events = profile_events + excluded.profile_events, {add_activity}, "
-        "updated_at = CASE WHEN excluded.position >= position "
-        "THEN excluded.updated_at ELSE updated_at END, "
-        "position = max(position, excluded.position)"
+        "profile_events = cur.profile_events + excluded.profile_events, {add_activity}, "
+        "updated_at = CASE WHEN excluded.position >= cur.position "
+        "THEN excluded.updated_at ELSE cur.updated_at END, "
+        "position = CASE WHEN excluded.position > cur.position "
+        "THEN excluded.position ELSE cur.position END"
     ),
     "traits_of": (
         "SELECT user_id, trait, value FROM {players_traits} WHERE {scope} "
@@ -435,7 +444,8 @@ _SQL: Final = {
         "UPDATE {players} SET traits = ?, {profile_columns} WHERE {scope} AND user_id = ?"
     ),
     "activity_of": (
-        "SELECT owner, sum(event_count), min(first_seen), max(last_seen), sum(login_count), "
+        "SELECT owner, CAST(sum(event_count) AS BIGINT), min(first_seen), max(last_seen), "
+        "CAST(sum(login_count) AS BIGINT), "
         "max(last_login) FROM {players_actors} WHERE {scope} AND owner {in_json} "
         "GROUP BY owner"
     ),
@@ -526,7 +536,7 @@ class _Buffer:
         self,
         statements: _Statements,
         to_eur: EurOf,
-        write: Callable[[sqlite3.Connection, _Statements, _Page], None],
+        write: Callable[[ViewsConnection, _Statements, _Page], None],
     ) -> None:
         self._statements = statements
         self._write = write
@@ -542,7 +552,7 @@ class _Buffer:
             for event in page:
                 fold.add(event)
 
-    def flush(self, conn: sqlite3.Connection) -> None:
+    def flush(self, conn: ViewsConnection) -> None:
         self._write(conn, self._statements, self._fold)
 
 
@@ -697,7 +707,7 @@ class PlayersProjection:
         return statements
 
     def apply(
-        self, page: Sequence[RecordedEvent], conn: sqlite3.Connection, tables: Tables
+        self, page: Sequence[RecordedEvent], conn: ViewsConnection, tables: Tables
     ) -> None:
         buffer = self.buffer(tables)
         buffer.fold(page)
@@ -708,7 +718,7 @@ class PlayersProjection:
         merge rules are order-free, are exactly one bigger page."""
         return _Buffer(self._statements(tables), self.rates.to_eur, self._write)
 
-    def _write(self, conn: sqlite3.Connection, s: _Statements, fold: _Page) -> None:
+    def _write(self, conn: ViewsConnection, s: _Statements, fold: _Page) -> None:
         """Merge what `fold` holds into the build's tables."""
         self._merge_profiles(conn, s, fold)
         recompute, linked_users = self._links(conn, s, fold)
@@ -764,7 +774,7 @@ class PlayersProjection:
             conn.executemany(s.delete_empty, list(recompute))
 
     @staticmethod
-    def _merge_profiles(conn: sqlite3.Connection, s: _Statements, fold: _Page) -> None:
+    def _merge_profiles(conn: ViewsConnection, s: _Statements, fold: _Page) -> None:
         if fold.traits:
             conn.executemany(
                 s.upsert_trait,
@@ -785,7 +795,7 @@ class PlayersProjection:
             )
 
     @staticmethod
-    def _links(conn: sqlite3.Connection, s: _Statements, fold: _Page) -> tuple[set[Key], set[Key]]:
+    def _links(conn: ViewsConnection, s: _Statements, fold: _Page) -> tuple[set[Key], set[Key]]:
         """Apply the page's links; returns the players whose activity must be
         recomputed (an actor moved between them) and those whose anonymous ids changed.
 
@@ -821,7 +831,7 @@ class PlayersProjection:
 
     @staticmethod
     def _add_money(
-        conn: sqlite3.Connection,
+        conn: ViewsConnection,
         s: _Statements,
         money: dict[MoneyKey, list[Any]],
         owner_of: dict[Key, str],
@@ -873,7 +883,7 @@ class PlayersProjection:
         conn.executemany(s.upsert_money, rows)
 
     @staticmethod
-    def _owners(conn: sqlite3.Connection, s: _Statements, fold: _Page) -> dict[Key, str]:
+    def _owners(conn: ViewsConnection, s: _Statements, fold: _Page) -> dict[Key, str]:
         owner_of: dict[Key, str] = {}
         for (t, e), actors in _by_scope(fold.acts).items():
             for anonymous, user in conn.execute(s.owners, (t, e, _json_list(actors))):
@@ -881,7 +891,7 @@ class PlayersProjection:
         return owner_of
 
     @staticmethod
-    def _set_profiles(conn: sqlite3.Connection, s: _Statements, users: Iterable[Key]) -> None:
+    def _set_profiles(conn: ViewsConnection, s: _Statements, users: Iterable[Key]) -> None:
         updates: list[tuple[Any, ...]] = []
         for (t, e), ids in _by_scope(users).items():
             ids_json = _json_list(ids)
@@ -897,7 +907,7 @@ class PlayersProjection:
         conn.executemany(s.set_profile, updates)
 
     @staticmethod
-    def _set_activity(conn: sqlite3.Connection, s: _Statements, owners: Iterable[Key]) -> None:
+    def _set_activity(conn: ViewsConnection, s: _Statements, owners: Iterable[Key]) -> None:
         updates: list[tuple[Any, ...]] = []
         for (t, e), ids in _by_scope(owners).items():
             found = {
@@ -907,7 +917,7 @@ class PlayersProjection:
         conn.executemany(s.set_activity, updates)
 
     @staticmethod
-    def _set_anonymous_ids(conn: sqlite3.Connection, s: _Statements, users: Iterable[Key]) -> None:
+    def _set_anonymous_ids(conn: ViewsConnection, s: _Statements, users: Iterable[Key]) -> None:
         updates: list[tuple[Any, ...]] = []
         for (t, e), ids in _by_scope(users).items():
             linked: dict[str, list[str]] = {u: [] for u in ids}
@@ -1113,7 +1123,7 @@ def _money(rows: Iterable[Sequence[Any]]) -> PlayerMoney:
 
 
 def _money_of(
-    conn: sqlite3.Connection, tenant: str, environment: str, owners: list[str]
+    conn: ViewsConnection, tenant: str, environment: str, owners: list[str]
 ) -> dict[str, PlayerMoney]:
     rows: dict[str, list[Sequence[Any]]] = {owner: [] for owner in owners}
     for row in conn.execute(
@@ -1177,12 +1187,8 @@ def _player(row: Sequence[Any], money: PlayerMoney) -> Player:
     )
 
 
-def _not_built(error: sqlite3.OperationalError) -> bool:
-    return str(error).startswith("no such table: players")
-
-
 def get_player(
-    conn: sqlite3.Connection, tenant: str, environment: str, user_id: str
+    conn: ViewsConnection, tenant: str, environment: str, user_id: str
 ) -> Player | None:
     """The player `user_id` of that tenant and environment, from the active build."""
     try:
@@ -1195,15 +1201,15 @@ def get_player(
             if row is None:
                 return None
             money = _money_of(conn, tenant, environment, [user_id])[user_id]
-    except sqlite3.OperationalError as error:
-        if _not_built(error):
+    except QUERY_ERRORS as error:
+        if is_missing_table(error, "players"):
             return None
         raise
     return _player(row, money)
 
 
 def list_players(
-    conn: sqlite3.Connection,
+    conn: ViewsConnection,
     tenant: str,
     environment: str,
     *,

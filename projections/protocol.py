@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from eventstore import RecordedEvent
+from projections.database import ViewsConnection
 
 __all__ = [
     "Buffer",
@@ -66,7 +66,7 @@ class Projection(Protocol):
         ...
 
     def apply(
-        self, page: Sequence[RecordedEvent], conn: sqlite3.Connection, tables: Tables
+        self, page: Sequence[RecordedEvent], conn: ViewsConnection, tables: Tables
     ) -> None:
         """Apply one page of events (position order) to the build's tables."""
         ...
@@ -98,7 +98,7 @@ class Buffer(Protocol):
 
     def fold(self, page: Sequence[RecordedEvent]) -> None: ...
 
-    def flush(self, conn: sqlite3.Connection) -> None: ...
+    def flush(self, conn: ViewsConnection) -> None: ...
 
 
 @runtime_checkable

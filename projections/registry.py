@@ -1,6 +1,7 @@
 """The projection registry: builds, checkpoints, errors, skips, and the swap.
 
-Two tables in the read-model database, made with sqlite-utils:
+Two tables in the read-model database, made with sqlite-utils (or its PostgreSQL
+counterpart, `postgres_views.PostgresTables`):
 
 * `projection_builds`: one row per build of a projection. A build is one fold of
   the log from zero into its own tables (`players_b3`, …) by one version of the
@@ -11,22 +12,27 @@ Two tables in the read-model database, made with sqlite-utils:
   are dropped) or `cancelled`. A stopped build has `error*` set.
 * `projection_skips`: every event an operator chose to skip, with who and when.
 
-Every change here is one `BEGIN IMMEDIATE` transaction, so a worker and an
+Every change here is one `write_transaction` (SQLite `BEGIN IMMEDIATE`, PostgreSQL
+an advisory transaction lock on the schema), so a worker and an
 operator's command in another process never interleave half-way.
 """
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
-import sqlite_utils
 
-from projections.database import write_transaction
+from projections.database import (
+    ViewsConnection,
+    is_postgres,
+    table_maker,
+    table_names,
+    write_transaction,
+)
 from projections.protocol import Projection, Tables, physical_name
 
 __all__ = [
@@ -103,15 +109,11 @@ def now_text(clock: Callable[[], float] = time.time) -> str:
     return datetime.fromtimestamp(clock(), UTC).isoformat()
 
 
-def ensure_registry(conn: sqlite3.Connection) -> None:
+def ensure_registry(conn: ViewsConnection) -> None:
     """Create the registry tables if missing (idempotent, safe across processes)."""
-    exists = conn.execute(
-        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN (?, ?)",
-        (BUILDS_TABLE, SKIPS_TABLE),
-    ).fetchone()[0]
-    if exists == 2:
+    if {BUILDS_TABLE, SKIPS_TABLE} <= table_names(conn):
         return
-    db = sqlite_utils.Database(conn)
+    db = table_maker(conn)
     with write_transaction(conn):
         db.table(BUILDS_TABLE).create(
             {
@@ -174,7 +176,7 @@ def _build_of(row: Sequence[Any]) -> Build:
 
 
 def load_builds(
-    conn: sqlite3.Connection, names: Iterable[str] | None = None, *, current_only: bool = True
+    conn: ViewsConnection, names: Iterable[str] | None = None, *, current_only: bool = True
 ) -> list[Build]:
     """Builds ordered by name and build; only `building`/`live` ones unless asked."""
     clauses, params = [], []
@@ -192,7 +194,7 @@ def load_builds(
     return [_build_of(row) for row in rows]
 
 
-def load_build(conn: sqlite3.Connection, name: str, build: int) -> Build | None:
+def load_build(conn: ViewsConnection, name: str, build: int) -> Build | None:
     row = conn.execute(
         f"SELECT {', '.join(_BUILD_COLUMNS)} FROM {BUILDS_TABLE} "  # noqa: S608
         "WHERE name = ? AND build = ?",
@@ -201,7 +203,7 @@ def load_build(conn: sqlite3.Connection, name: str, build: int) -> Build | None:
     return None if row is None else _build_of(row)
 
 
-def skips(conn: sqlite3.Connection, name: str | None = None) -> list[Skip]:
+def skips(conn: ViewsConnection, name: str | None = None) -> list[Skip]:
     where, params = ("WHERE name = ?", (name,)) if name is not None else ("", ())
     rows = conn.execute(
         "SELECT name, build, position, event_id, type, error, skipped_by, skipped_at "  # noqa: S608
@@ -231,7 +233,7 @@ def _quote(identifier: str) -> str:
 
 
 def create_build(
-    conn: sqlite3.Connection,
+    conn: ViewsConnection,
     projection: Projection,
     *,
     active: bool,
@@ -248,7 +250,7 @@ def create_build(
         # Leftovers of a creation interrupted before its registry row was
         # committed (sqlite-utils 3 commits inside `create`; 4 does not).
         conn.execute(f"DROP TABLE IF EXISTS {_quote(physical)}")
-    projection.create(sqlite_utils.Database(conn), tables)
+    projection.create(table_maker(conn), tables)
     now = now_text(clock)
     conn.execute(
         f"INSERT INTO {BUILDS_TABLE} (name, build, version, active, state, position, tables, "  # noqa: S608
@@ -274,7 +276,32 @@ def create_build(
     return build
 
 
-def _point_views(conn: sqlite3.Connection, tables: Tables, previous: Tables) -> None:
+SWAP_LOCK_TIMEOUT = "250ms"
+"""PostgreSQL: how long a swap waits for the readers under way. It gives up then
+(`database.is_lock_timeout`) and the runner tries again next round, so a long
+read never holds the runner up, and a reader never meets a deadlock error."""
+
+
+def _exclude_readers(conn: ViewsConnection) -> None:
+    """PostgreSQL: wait (a bounded time) for the readers under way to finish and hold
+    new ones back until the swap commits.
+
+    Readers read the registry first, then the views, in one snapshot; but a view
+    is resolved when queried, not when the snapshot was taken, so a reader in
+    the middle of a swap could report the old build's checkpoint over the new
+    build's rows. Locking the registry exclusively waits for every reader that
+    has read it and queues the rest behind the swap. It also keeps the swap from
+    locking views one by one against readers holding some of them (a deadlock).
+    SQLite needs none of this: its write transaction and readers' snapshots
+    cover the schema too.
+    """
+    if is_postgres(conn):
+        conn.execute(f"SET LOCAL lock_timeout = '{SWAP_LOCK_TIMEOUT}'")
+        conn.execute(f"LOCK TABLE {BUILDS_TABLE} IN ACCESS EXCLUSIVE MODE")
+
+
+def _point_views(conn: ViewsConnection, tables: Tables, previous: Tables) -> None:
+    _exclude_readers(conn)
     for base in previous:
         if base not in tables:
             conn.execute(f"DROP VIEW IF EXISTS {_quote(base)}")
@@ -286,7 +313,7 @@ def _point_views(conn: sqlite3.Connection, tables: Tables, previous: Tables) -> 
 
 
 def swap(
-    conn: sqlite3.Connection, name: str, build: int, clock: Callable[[], float] = time.time
+    conn: ViewsConnection, name: str, build: int, clock: Callable[[], float] = time.time
 ) -> Build | None:
     """Make `build` the active one of `name`, in the caller's transaction: the views
     now select from its tables; the previous active build is retired. Returns the
@@ -311,12 +338,10 @@ def swap(
     return old
 
 
-def drop_retired(conn: sqlite3.Connection) -> list[str]:
+def drop_retired(conn: ViewsConnection) -> list[str]:
     """Drop the tables of retired and cancelled builds (idempotent); returns what it dropped."""
     dropped = []
-    existing = {
-        name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
-    }
+    existing = table_names(conn)
     for build in load_builds(conn, current_only=False):
         if build.state in CURRENT_STATES:
             continue
@@ -329,7 +354,7 @@ def drop_retired(conn: sqlite3.Connection) -> list[str]:
 
 
 def record_error(
-    conn: sqlite3.Connection,
+    conn: ViewsConnection,
     build: Build,
     *,
     position: int,
@@ -365,7 +390,7 @@ _CLEAR_ERROR = (
 
 
 def start_rebuild(
-    conn: sqlite3.Connection, projection: Projection, *, clock: Callable[[], float] = time.time
+    conn: ViewsConnection, projection: Projection, *, clock: Callable[[], float] = time.time
 ) -> Build:
     """Start building `projection` from zero beside the active build.
 
@@ -389,7 +414,7 @@ def start_rebuild(
     return build
 
 
-def _cancel(conn: sqlite3.Connection, build: Build, clock: Callable[[], float]) -> None:
+def _cancel(conn: ViewsConnection, build: Build, clock: Callable[[], float]) -> None:
     conn.execute(
         f"UPDATE {BUILDS_TABLE} SET state = ?, retired_at = ? "  # noqa: S608
         "WHERE name = ? AND build = ?",
@@ -398,7 +423,7 @@ def _cancel(conn: sqlite3.Connection, build: Build, clock: Callable[[], float]) 
 
 
 def cancel_rebuild(
-    conn: sqlite3.Connection, name: str, *, clock: Callable[[], float] = time.time
+    conn: ViewsConnection, name: str, *, clock: Callable[[], float] = time.time
 ) -> Build | None:
     """Abandon the rebuild of `name` under way (if any); its tables are dropped."""
     with write_transaction(conn):
@@ -409,7 +434,7 @@ def cancel_rebuild(
     return pending[0] if pending else None
 
 
-def _stopped_builds(conn: sqlite3.Connection, name: str, build: int | None) -> list[Build]:
+def _stopped_builds(conn: ViewsConnection, name: str, build: int | None) -> list[Build]:
     builds = [
         b for b in load_builds(conn, [name]) if b.stopped and (build is None or b.build == build)
     ]
@@ -420,7 +445,7 @@ def _stopped_builds(conn: sqlite3.Connection, name: str, build: int | None) -> l
     return builds
 
 
-def retry(conn: sqlite3.Connection, name: str, *, build: int | None = None) -> list[Build]:
+def retry(conn: ViewsConnection, name: str, *, build: int | None = None) -> list[Build]:
     """Clear the error of a stopped projection so its runner tries the event again.
 
     For a failure that was not the event's fault (a full disk, a bug since fixed
@@ -437,7 +462,7 @@ def retry(conn: sqlite3.Connection, name: str, *, build: int | None = None) -> l
 
 
 def skip(
-    conn: sqlite3.Connection,
+    conn: ViewsConnection,
     name: str,
     position: int,
     *,
@@ -497,7 +522,7 @@ def skip(
         )
 
 
-def active_position(conn: sqlite3.Connection, name: str) -> int | None:
+def active_position(conn: ViewsConnection, name: str) -> int | None:
     """The checkpoint of the active build of `name` (None before the first build)."""
     row = conn.execute(
         f"SELECT position FROM {BUILDS_TABLE} WHERE name = ? AND active = 1",  # noqa: S608
@@ -506,7 +531,7 @@ def active_position(conn: sqlite3.Connection, name: str) -> int | None:
     return None if row is None else int(row[0])
 
 
-def set_rate_marker(conn: sqlite3.Connection, builds: Iterable[Build], now: float) -> None:
+def set_rate_marker(conn: ViewsConnection, builds: Iterable[Build], now: float) -> None:
     """Measure rates from here (a runner process starts driving these builds)."""
     with write_transaction(conn):
         conn.executemany(

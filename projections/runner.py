@@ -5,9 +5,9 @@ For each projection the runner drives every build whose version is the code's:
 * it reads the log after the build's checkpoint, a page at a time (`page_size`
   events, 1,000 by default; `catch_up_page_size`, 10,000 by default, while the
   build is behind: fewer commits in a rebuild), and applies the page **and**
-  moves the checkpoint in one `BEGIN IMMEDIATE` transaction on the read-model
-  database, so a crash at any moment leaves either the whole page and its
-  checkpoint or neither: no event is ever applied twice or skipped. The
+  moves the checkpoint in one write transaction on the read-model database
+  (`database.write_transaction`), so a crash at any moment leaves either the
+  whole page and its checkpoint or neither: no event is ever applied twice or skipped. The
   transaction first checks that the checkpoint is still where the page was read
   from, so two runners on one database never apply a page twice either (the
   loser re-reads).
@@ -52,13 +52,19 @@ import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
-from pathlib import Path
 from typing import TypeVar
 
 import msgspec
 
 from eventstore import EventLog, RecordedEvent
-from projections.database import Synchronous, open_views, views_path_for, write_transaction
+from projections.database import (
+    Synchronous,
+    ViewsLocation,
+    is_lock_timeout,
+    open_views,
+    views_location_for,
+    write_transaction,
+)
 from projections.movements import decoding_once
 from projections.protocol import Buffer, Buffered, Projection
 from projections.registry import (
@@ -123,15 +129,17 @@ _Work = tuple[Projection, Build, Callable[[], None], int]
 _Failed = list[tuple[Projection, Build, BaseException | None]]
 
 
-class _Aborted(Exception):  # noqa: N818  (what happened: SQLite aborted the transaction)
-    """SQLite rolled the whole page transaction back while a build applied it."""
+class _Aborted(Exception):  # noqa: N818  (what happened: the database aborted the transaction)
+    """The database rolled the whole page transaction back while a build applied it."""
 
 
 class ProjectionRunner:
     """Runs projections over one log into one read-model database.
 
-    `views` is the read-model file; by default it sits beside a SQLite log
-    (`x/playerlog.db` → `x/playerlog.views.db`). Use one runner per process;
+    `views` is where the read models live (`database.ViewsLocation`): by default
+    beside a SQLite log (`x/playerlog.db` → `x/playerlog.views.db`), or in a
+    PostgreSQL log's own schema (by the URL the log reports, which has no
+    password: pass `views=` with it, or use PGPASSWORD or ~/.pgpass). Use one runner per process;
     several processes on one database are safe (each page checks its
     checkpoint), only wasteful.
 
@@ -153,7 +161,7 @@ class ProjectionRunner:
         log: EventLog,
         projections: Sequence[Projection],
         *,
-        views: str | Path | None = None,
+        views: ViewsLocation | None = None,
         page_size: int | None = None,
         catch_up_page_size: int | None = None,
         poll_interval: float = DEFAULT_POLL_INTERVAL,
@@ -188,8 +196,8 @@ class ProjectionRunner:
         self.flush_seconds = flush_seconds
         self.max_buffered_keys = max_buffered_keys
         self._clock = clock
-        self.views_path = Path(views) if views is not None else views_path_for(log.backend.url)
-        self.conn = open_views(self.views_path, synchronous=synchronous)
+        self.views = views if views is not None else views_location_for(log.backend.url)
+        self.conn = open_views(self.views, synchronous=synchronous)
         drop_retired(self.conn)  # a crash between a swap and the drop left them
         self._lock = threading.Lock()
         self._marked: set[tuple[str, int]] = set()
@@ -658,14 +666,25 @@ class ProjectionRunner:
         return applied
 
     def _swap_in(self, build: Build, position: int) -> None:
-        with write_transaction(self.conn):
-            current = load_build(self.conn, build.name, build.build)
-            if current is None or current.stopped or current.active or current.position != position:
-                return
-            active = next((b for b in load_builds(self.conn, [build.name]) if b.active), None)
-            if active is not None and active.position > position:
-                return  # the new build would serve older data: one more round
-            retired = swap(self.conn, build.name, build.build, clock=self._clock)
+        try:
+            with write_transaction(self.conn):
+                current = load_build(self.conn, build.name, build.build)
+                if (
+                    current is None
+                    or current.stopped
+                    or current.active
+                    or current.position != position
+                ):
+                    return
+                active = next((b for b in load_builds(self.conn, [build.name]) if b.active), None)
+                if active is not None and active.position > position:
+                    return  # the new build would serve older data: one more round
+                retired = swap(self.conn, build.name, build.build, clock=self._clock)
+        except Exception as error:
+            if not is_lock_timeout(error):
+                raise
+            logger.info("projection %s: readers held the views; swapping next round", build.name)
+            return
         logger.info(
             "projection %s: build %d (version %d) is active at position %d%s",
             build.name,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Callable, Iterable
 from datetime import datetime
@@ -11,7 +10,7 @@ from typing import Literal
 import msgspec
 
 from eventstore import EventLog
-from projections.database import read_transaction
+from projections.database import ViewsConnection, read_transaction
 from projections.registry import LIVE, Build, Skip, load_builds, skips
 
 __all__ = ["Progress", "ProjectionError", "ProjectionStatus", "status"]
@@ -59,7 +58,7 @@ class ProjectionStatus(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def status(
-    conn: sqlite3.Connection,
+    conn: ViewsConnection,
     log: EventLog,
     names: Iterable[str] | None = None,
     *,

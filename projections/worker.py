@@ -3,16 +3,14 @@
 Several processes may open one read-model database: `playerlog serve --workers
 N`, a `playerlog worker`, an operator's `playerlog projections rebuild`. Two
 runners on one database are never wrong (each page checks its checkpoint), but
-they waste work and queue on SQLite's one write lock, so exactly one drives: the
-process holding an exclusive `flock` on the lock file beside the views
-(`playerlog.views.db` → `playerlog.views.db.lock`). The others stand by and try
-the lock every `lock_poll` seconds. The kernel drops a dead process's lock
-(SIGKILL included), so a standby takes over within that interval; the
-checkpoint, written in the same transaction as each page, makes the new driver
-start exactly where the old one stopped.
-
-The lock file names its holder (pid, host, since when) for `playerlog
-projections status`; the lock itself, not the text, is what counts.
+they waste work and queue on the one write lock, so exactly one drives: the
+process holding the runner lock (`runner_lock`: a `flock` beside a SQLite views
+file, a session advisory lock on PostgreSQL). The others stand by and try the
+lock every `lock_poll` seconds. A dead process's lock is dropped (by the kernel,
+or by the server with its connection), so a standby takes over within that
+interval; the checkpoint, written in the same transaction as each page, makes
+the new driver start exactly where the old one stopped. A driver that finds its
+lock lost (its PostgreSQL connection broke) stops driving and stands by.
 
 * `ProjectionWorker`: the loop of `playerlog serve` (in-process, `start`/`stop`
   around the API's lifetime) and of `playerlog worker` (`run(stop)`).
@@ -25,34 +23,43 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import logging
 import os
-import socket
 import time
 from collections.abc import Callable, Coroutine, Sequence
-from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, TypeVar
 
-import msgspec
+import psycopg
 
 from eventstore import EventLog
-from projections.database import open_views
+from projections.database import ViewsLocation, open_views
 from projections.protocol import Projection
 from projections.registry import BUILDING, LIVE, Build, load_build
 from projections.runner import DEFAULT_POLL_INTERVAL, ProjectionRunner
+from projections.runner_lock import (
+    FileRunnerLock,
+    PostgresRunnerLock,
+    RunnerHolder,
+    RunnerLock,
+    lock_path_for,
+    runner_holder,
+    runner_lock_for,
+)
 from projections.status import ProjectionStatus, status
 
 __all__ = [
     "DEFAULT_LOCK_POLL",
     "Companion",
+    "FileRunnerLock",
+    "LockLost",
+    "PostgresRunnerLock",
     "ProjectionWorker",
     "RunnerHolder",
     "RunnerLock",
     "follow_rebuilds",
     "lock_path_for",
     "runner_holder",
+    "runner_lock_for",
 ]
 
 DEFAULT_LOCK_POLL = 1.0
@@ -63,90 +70,8 @@ logger = logging.getLogger("playerlog.projections")
 _T = TypeVar("_T")
 
 
-class RunnerHolder(msgspec.Struct, frozen=True, kw_only=True):
-    """The process that drives the projections (from the lock file)."""
-
-    pid: int | None
-    host: str | None
-    since: str | None
-    """When it took the lock (ISO 8601, UTC)."""
-
-
-def lock_path_for(views: str | Path) -> Path:
-    views = Path(views)
-    return views.with_name(views.name + ".lock")
-
-
-class RunnerLock:
-    """The exclusive, non-blocking runner lock of one read-model database.
-
-    `flock` locks belong to an open file description, so two `RunnerLock`s in one
-    process exclude each other just as two processes do.
-    """
-
-    def __init__(self, views: str | Path) -> None:
-        self.path = lock_path_for(views)
-        self._fd: int | None = None
-
-    @property
-    def held(self) -> bool:
-        return self._fd is not None
-
-    def acquire(self) -> bool:
-        """Take the lock if nobody holds it; never waits. True if this object holds it."""
-        if self._fd is not None:
-            return True
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            return False
-        except BaseException:
-            os.close(fd)
-            raise
-        holder = RunnerHolder(
-            pid=os.getpid(), host=socket.gethostname(), since=datetime.now(UTC).isoformat()
-        )
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, msgspec.json.encode(holder) + b"\n", 0)
-        self._fd = fd
-        return True
-
-    def release(self) -> None:
-        fd, self._fd = self._fd, None
-        if fd is None:
-            return
-        try:
-            os.ftruncate(fd, 0)  # still ours here: nobody reads a stale holder afterwards
-        finally:
-            os.close(fd)  # closing drops the flock
-
-
-def runner_holder(views: str | Path) -> RunnerHolder | None:
-    """Who drives the projections of `views` now (None: nobody).
-
-    Probes with a shared lock; a standby trying the exclusive lock at that very
-    instant fails once and takes it at its next try.
-    """
-    try:
-        fd = os.open(lock_path_for(views), os.O_RDONLY | os.O_CLOEXEC)
-    except FileNotFoundError:
-        return None
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            text = os.pread(fd, 4096, 0)
-            try:
-                return msgspec.json.decode(text, type=RunnerHolder)
-            except msgspec.DecodeError:  # taken a moment ago, not written yet
-                return RunnerHolder(pid=None, host=None, since=None)
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return None
-    finally:
-        os.close(fd)
+class LockLost(Exception):  # noqa: N818  (what happened)
+    """The runner lock this process held is gone (its database session ended)."""
 
 
 Companion = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
@@ -166,7 +91,8 @@ class ProjectionWorker:
         log: EventLog,
         projections: Sequence[Projection],
         *,
-        views: str | Path,
+        views: ViewsLocation,
+        lock: RunnerLock | None = None,
         lock_poll: float = DEFAULT_LOCK_POLL,
         poll_interval: float = DEFAULT_POLL_INTERVAL,
         page_size: int | None = None,
@@ -176,16 +102,17 @@ class ProjectionWorker:
             raise ValueError("lock_poll must be positive (seconds between tries for the lock)")
         self.log = log
         self.projections = list(projections)
-        self.views = Path(views)
+        self.views = views
         self.lock_poll = lock_poll
         self.poll_interval = poll_interval
         self.page_size = page_size
         self.companions = list(companions)
         """Work that must run in exactly one process, beside the projections
         (delivery to destinations): run while this process holds the lock."""
-        self._lock = RunnerLock(self.views)
+        self._lock = lock if lock is not None else runner_lock_for(views)
         self._runner: ProjectionRunner | None = None
         self._standing_by = False
+        self._lock_failing = False
         self._stop: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -211,6 +138,9 @@ class ProjectionWorker:
                     group.create_task(runner.run(stop=stop))
                     for companion in self.companions:
                         group.create_task(companion(stop))
+                    group.create_task(self._keep_checking_the_lock(stop))
+            except* LockLost:
+                logger.warning("projections: this process lost the runner lock; standing by")
             finally:
                 await _finish_in_thread(self._hand_back)
 
@@ -238,16 +168,33 @@ class ProjectionWorker:
         task, self._task = self._task, None
         await task
 
+    async def _keep_checking_the_lock(self, stop: asyncio.Event) -> None:
+        """Raise `LockLost` once the lock is no longer this process's (it drives
+        only while it holds it: the companions must never run twice)."""
+        while not stop.is_set():
+            await _sleep_unless(stop, self.lock_poll)
+            if not stop.is_set() and not await asyncio.to_thread(self._lock.still_held):
+                raise LockLost
+
     def _take_over(self) -> ProjectionRunner | None:
-        if not self._lock.acquire():
-            if not self._standing_by:
-                self._standing_by = True
-                holder = runner_holder(self.views)
-                logger.info(
-                    "projections: another process drives them (pid %s); standing by",
-                    holder.pid if holder is not None else "unknown",
-                )
+        try:
+            if not self._lock.acquire():
+                if not self._standing_by:
+                    self._standing_by = True
+                    holder = self._lock.holder()
+                    logger.info(
+                        "projections: another process drives them (pid %s); standing by",
+                        holder.pid if holder is not None else "unknown",
+                    )
+                return None
+        except (OSError, psycopg.Error) as error:
+            # The lock's database is unreachable (PostgreSQL): stand by and try again,
+            # saying so once, not every try.
+            if not self._lock_failing:
+                self._lock_failing = True
+                logger.warning("projections: cannot try the runner lock (%s); retrying", error)
             return None
+        self._lock_failing = False
         try:
             self._runner = ProjectionRunner(
                 self.log,
@@ -307,9 +254,10 @@ def _finished(build: Build | None) -> bool:
 def follow_rebuilds(
     log: EventLog,
     projections: Sequence[Projection],
-    views: str | Path,
+    views: ViewsLocation,
     builds: Sequence[Build],
     *,
+    lock: RunnerLock | None = None,
     progress: Callable[[list[ProjectionStatus]], None] | None = None,
     progress_every: float = 0.25,
     poll_interval: float = DEFAULT_POLL_INTERVAL,
@@ -327,7 +275,7 @@ def follow_rebuilds(
     `progress_every` seconds, and once at the end.
     """
     wanted = {(b.name, b.build) for b in builds}
-    lock = RunnerLock(views)
+    lock = lock if lock is not None else runner_lock_for(views)
     runner: ProjectionRunner | None = None
     conn = open_views(views)
     last_shown = -progress_every

@@ -22,20 +22,32 @@ from api.cli import main
 from api.cli_projections import ProgressLine, describe_progress
 from eventstore import Envelope, EventLog, open_log
 from projections import Progress, ProjectionStatus, load_builds, open_views
+from projections.database import ViewsLocation
 from projections.worker import runner_holder
+from tests.eventstore.conftest import pg_base_url, pg_schema, pg_url
 from tests.projections.helpers import dump, fresh_build, mixed_events
 
 ROOT = Path(__file__).resolve().parents[2]
+__all__ = ["pg_base_url", "pg_schema", "pg_url"]
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> str:
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A SQLite log; with `BOTH_DATABASES`, also a PostgreSQL one."""
+    if getattr(request, "param", "sqlite") == "postgres":
+        request.applymarker(pytest.mark.postgres)
+        return request.getfixturevalue("pg_url")  # type: ignore[no-any-return]
     return f"sqlite:///{tmp_path / 'cli.db'}"
 
 
 @pytest.fixture
-def views(tmp_path: Path) -> Path:
-    return tmp_path / "cli.views.db"
+def views(db: str, tmp_path: Path) -> ViewsLocation:
+    """Where the commands find the read models without --views: beside a SQLite log,
+    in a PostgreSQL log's own schema."""
+    return db if db.startswith("postgresql://") else tmp_path / "cli.views.db"
+
+
+BOTH_DATABASES = pytest.mark.parametrize("db", ["sqlite", "postgres"], indirect=True)
 
 
 @pytest.fixture
@@ -87,6 +99,7 @@ def _state(name: str, done: int, total: int, rate: float | None) -> ProjectionSt
 # -- status ------------------------------------------------------------------------------
 
 
+@BOTH_DATABASES
 def test_status_shows_a_table_and_that_nothing_drives_the_projections(
     capsys: pytest.CaptureFixture[str], db: str, log: EventLog
 ) -> None:
@@ -143,6 +156,7 @@ def test_the_views_file_comes_from_the_option_or_playerlog_views(
 # -- rebuild -------------------------------------------------------------------------------
 
 
+@BOTH_DATABASES
 def test_rebuild_drives_the_new_build_to_the_head_and_swaps_it_in(
     capsys: pytest.CaptureFixture[str], db: str, log: EventLog, views: Path, tmp_path: Path
 ) -> None:
@@ -169,6 +183,7 @@ def test_rebuild_drives_the_new_build_to_the_head_and_swaps_it_in(
         conn.close()
 
 
+@BOTH_DATABASES
 def test_rebuild_no_wait_leaves_it_to_serve_or_worker_and_a_later_rebuild_follows_it(
     capsys: pytest.CaptureFixture[str], db: str, log: EventLog, views: Path
 ) -> None:
@@ -226,6 +241,7 @@ def test_a_rebuild_that_stops_on_an_event_says_how_to_retry_or_skip_it(
 # -- retry, skip, cancel ------------------------------------------------------------------
 
 
+@BOTH_DATABASES
 def test_skip_takes_exactly_the_stopped_position_and_records_who(
     capsys: pytest.CaptureFixture[str], db: str, log: EventLog, views: Path
 ) -> None:
@@ -271,6 +287,7 @@ def test_skip_without_by_records_the_login_name(
     assert out.endswith("by night-operator\n")
 
 
+@BOTH_DATABASES
 def test_retry_clears_the_error_and_the_runner_tries_the_event_again(
     capsys: pytest.CaptureFixture[str], db: str, log: EventLog
 ) -> None:
@@ -288,6 +305,7 @@ def test_retry_clears_the_error_and_the_runner_tries_the_event_again(
     assert players["error"] is None
 
 
+@BOTH_DATABASES
 def test_cancel_abandons_the_rebuild_under_way(
     capsys: pytest.CaptureFixture[str], db: str, log: EventLog, views: Path
 ) -> None:

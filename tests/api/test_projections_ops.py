@@ -292,10 +292,25 @@ def test_waiting_for_an_unknown_projection_fails_naming_it(services: Services) -
         asyncio.run(services.projections.wait_for_position("nope", 1, timeout=0.1))
 
 
-def test_a_postgresql_log_needs_the_views_file_named() -> None:
-    settings = Settings(db_url="postgresql://postgres@127.0.0.1:5432/x")
+def test_a_postgresql_log_keeps_its_read_models_in_its_own_schema() -> None:
+    url = "postgresql://postgres@127.0.0.1:5432/x?schema=tenant_a"
+    assert Settings(db_url=url).views_location() == url
+    assert Settings(db_url=url, views="/data/v.db").views_location() == Path("/data/v.db")
+    elsewhere = "postgresql://postgres@10.0.0.2:5432/reads?schema=views"
+    assert Settings(db_url=url, views=elsewhere).views_location() == elsewhere
+
+
+def test_views_that_are_neither_a_file_nor_postgresql_are_refused_without_the_password() -> None:
+    settings = Settings(db_url="sqlite:///x.db", views="mysql://root:hunter2@db/views")
+    with pytest.raises(ValueError, match="a SQLite file path or a postgresql:// URL") as refused:
+        settings.views_location()
+    assert "hunter2" not in str(refused.value)
+
+
+def test_an_in_memory_sqlite_log_needs_the_views_file_named() -> None:
+    settings = Settings(db_url="sqlite:///:memory:")
     with pytest.raises(ValueError, match="PLAYERLOG_VIEWS"):
-        settings.views_path()
+        settings.views_location()
 
 
 def test_settings_read_the_projection_variables(
@@ -308,7 +323,7 @@ def test_settings_read_the_projection_variables(
 
     settings = Settings.from_env("sqlite:///x.db")
 
-    assert settings.views_path() == tmp_path / "v.db"
+    assert settings.views_location() == tmp_path / "v.db"
     assert settings.run_projections is False
     assert (settings.runner_lock_poll, settings.min_position_timeout) == (0.25, 2.0)
     monkeypatch.setenv("PLAYERLOG_RUNNER_LOCK_POLL", "soon")

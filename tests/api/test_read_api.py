@@ -12,16 +12,23 @@ from litestar.testing import TestClient
 from api.app import Services
 from api.settings import Settings
 from tests.api.conftest import MakeToken
+from tests.eventstore.conftest import pg_base_url, pg_schema, pg_url
+
+__all__ = ["pg_base_url", "pg_schema", "pg_url"]
 
 T = "2026-05-18T14:38:00Z"
 
 
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
+@pytest.fixture(params=["sqlite", "postgres"])
+def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    """Every read test with a SQLite log and views, and with a PostgreSQL log whose
+    read models live in its own schema (the default there)."""
+    db_url = f"sqlite:///{tmp_path / 'api.db'}"
+    if request.param == "postgres":
+        request.applymarker(pytest.mark.postgres)
+        db_url = request.getfixturevalue("pg_url")
     # A short wait, so the "never reaches it" test answers quickly.
-    return Settings(
-        db_url=f"sqlite:///{tmp_path / 'api.db'}", access_log=False, min_position_timeout=0.3
-    )
+    return Settings(db_url=db_url, access_log=False, min_position_timeout=0.3)
 
 
 def bearer(token: str) -> dict[str, str]:

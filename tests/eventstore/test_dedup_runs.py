@@ -68,6 +68,48 @@ def test_runs_are_merged_only_with_runs_of_a_similar_size() -> None:
     assert pick_merge(runs[:4], 100, 3) == []
 
 
+def test_runs_of_the_final_size_class_are_never_merged_again() -> None:
+    runs = [_run(1, 1600), _run(2, 1700), _run(3, 1800), _run(4, 100), _run(5, 100)]
+    assert [run.id for run in pick_merge(runs, 100, 3)] == [1, 2, 3]
+    assert [run.id for run in pick_merge(runs, 100, 3, levels=2)] == []
+    runs.append(_run(6, 100))
+    assert [run.id for run in pick_merge(runs, 100, 3, levels=2)] == [4, 5, 6]
+
+
+def test_a_big_log_stops_growing_its_runs_and_still_finds_every_key(db: Path) -> None:
+    # tail 50, fan-in 2, 2 levels: runs stop at 200 keys (class 2), and final
+    # runs add up instead of being merged into ever bigger ones.
+    log = open_log(_url(db, "tail_limit=50&merge_fan_in=2&merge_levels=2&merge_slice=1000"))
+    try:
+        for b in range(45):
+            log.append_sync(batch(f"g{b}", 40))
+            _upkeep(log)
+        live = [rows for _, state, rows in _runs(db) if state == "live"]
+        assert max(live) < 400
+        assert sum(rows >= 200 for rows in live) >= 4
+        again = [envelope for b in range(45) for envelope in batch(f"g{b}", 40)]
+        assert {r.status for r in log.append_sync(again)} == {"duplicate"}
+    finally:
+        log.close()
+    upto, positions = _indexed(db)
+    assert sorted(positions) == list(range(1, upto + 1))
+
+
+def test_a_lookup_over_more_runs_than_one_statement_takes_finds_them_all(
+    tmp_path: Path,
+) -> None:
+    conn = _schema(tmp_path / "runs.db")
+    with closing(conn):
+        cursor = conn.cursor()
+        runs = [
+            dedup_runs.write_new_run(cursor, array("q", [h * 10, h * 10 + 1]), array("q", [h, h]))
+            for h in range(7)
+        ]
+        wanted = [h * 10 + 1 for h in range(7)] + [5]
+        found = dedup_runs.lookup(cursor, runs, wanted, runs_per_statement=3)
+        assert sorted(found) == [(h * 10 + 1, h) for h in range(7)]
+
+
 def _schema(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None)
     apply_sqlite_migrations(conn)

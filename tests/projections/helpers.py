@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+import pytest
 
 from eventstore import Envelope, EventLog, RecordedEvent
 from projections import PlayersProjection, Projection, ProjectionRunner, Tables, open_views
@@ -26,6 +27,8 @@ ENV = "live"
 PLAYER_TABLES = PlayersProjection.tables
 #: Every table of every projection playerlog runs (players, games, ledger).
 STANDARD_TABLES = tuple(base for p in standard_projections() for base in p.tables)
+BOTH_DATABASES = pytest.mark.parametrize("views", ["sqlite", "postgres"], indirect=True)
+"""Run the test with the read models in SQLite and in PostgreSQL (the `views` fixture)."""
 
 
 def at(seconds: float) -> datetime:

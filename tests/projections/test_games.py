@@ -26,6 +26,7 @@ from tests.projections.games_helpers import (
     track_bet,
 )
 from tests.projections.helpers import (
+    BOTH_DATABASES,
     ENV,
     RECEIVED,
     TENANT,
@@ -186,6 +187,7 @@ def test_events_that_move_no_money_on_a_game_do_not_create_it(log: EventLog, vie
     assert state.position == 4
 
 
+@BOTH_DATABASES
 def test_stats_are_exact_and_kept_apart_per_currency(log: EventLog, views: Path) -> None:
     events = [
         round_item("p1", "GD8", Decimal("0.1"), when=at(1), unique_id="b-1", round_id="r1"),
@@ -611,6 +613,7 @@ def test_position_and_updated_at_follow_the_last_event_touching_the_game(
     assert (gd1.position, gd1.updated_at) == (2, RECEIVED + timedelta(seconds=5))
 
 
+@BOTH_DATABASES
 def test_reads_before_any_build_find_nothing(views: Path) -> None:
     conn = open_views(views)
     try:
@@ -658,6 +661,7 @@ def test_list_games_pages_by_cursor_without_gaps_or_repeats(log: EventLog, views
         assert list_games(runner.conn, TENANT, ENV, cursor=again.next_cursor).items == []
 
 
+@BOTH_DATABASES
 def test_pagination_misses_nothing_while_games_change_underneath(
     log: EventLog, views: Path
 ) -> None:
@@ -698,6 +702,7 @@ def _all_games(runner: ProjectionRunner) -> list[Game]:
     return list_games(runner.conn, TENANT, ENV, limit=1000).items
 
 
+@BOTH_DATABASES
 def test_list_games_updated_since(log: EventLog, views: Path) -> None:
     with _catalogue_of_ten(log, views) as runner:
         page = list_games(runner.conn, TENANT, ENV, updated_since=RECEIVED + timedelta(seconds=7))

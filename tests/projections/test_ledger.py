@@ -21,6 +21,7 @@ from projections.ledger import (
 )
 from projections.rates import Rates
 from tests.projections.helpers import (
+    BOTH_DATABASES,
     ENV,
     RECEIVED,
     TENANT,
@@ -116,6 +117,7 @@ def test_each_movement_is_one_exact_row_with_its_eur_figure(log: EventLog, views
         ]
 
 
+@BOTH_DATABASES
 def test_pages_follow_event_time_without_gaps_or_repeats(log: EventLog, views: Path) -> None:
     rng = random.Random(3)
     seconds = rng.sample(range(1000), 25)  # logged out of time order
@@ -142,6 +144,7 @@ def test_pages_follow_event_time_without_gaps_or_repeats(log: EventLog, views: P
         assert [e.occurred_at for e in window] == sorted(at(s) for s in seconds if 200 <= s < 600)
 
 
+@BOTH_DATABASES
 def test_movements_under_an_anonymous_id_linked_later_belong_to_the_player(
     log: EventLog, views: Path
 ) -> None:
@@ -267,6 +270,7 @@ def test_unified_money_it_cannot_read_stops_the_ledger_there(log: EventLog, view
         assert list_unreadable(runner.conn, TENANT, ENV).items == []
 
 
+@BOTH_DATABASES
 def test_unreadable_events_page_by_position_per_tenant_and_environment(
     log: EventLog, views: Path
 ) -> None:

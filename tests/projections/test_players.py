@@ -17,6 +17,7 @@ from projections import (
     list_players,
 )
 from tests.projections.helpers import (
+    BOTH_DATABASES,
     ENV,
     RECEIVED,
     TENANT,
@@ -75,6 +76,7 @@ EXPECTED_TRAITS = {
 }
 
 
+@BOTH_DATABASES
 def test_identify_merges_traits_per_trait_and_unsets(log: EventLog, views: Path) -> None:
     with build(log, views, [REGISTRATION, VIP_UPGRADE]) as runner:
         assert player(runner, "ply_776192").traits == EXPECTED_TRAITS
@@ -99,6 +101,7 @@ def test_an_older_value_arriving_late_does_not_bring_an_unset_trait_back(
     assert state == [(None, 1, "2026-05-18T14:38:20.000000Z")]
 
 
+@BOTH_DATABASES
 def test_equal_timestamps_go_to_the_later_position_and_unset_wins_within_a_call(
     log: EventLog, views: Path
 ) -> None:
@@ -235,6 +238,7 @@ def _without(value: Player, fields: dict[str, object]) -> dict[str, object]:
     return out
 
 
+@BOTH_DATABASES
 def test_a_moved_link_moves_the_activity(log: EventLog, views: Path) -> None:
     events = [
         track("anon_1", "page_viewed", when=at(1), event_id="a-1"),
@@ -296,12 +300,16 @@ def test_row_position_and_updated_at_follow_the_last_event_touching_it(
         assert player(runner, "ply_2").position == 2
 
 
+@BOTH_DATABASES
 def test_get_player_before_any_build_is_none(views: Path) -> None:
     from projections import open_views  # noqa: PLC0415
 
     conn = open_views(views)
-    assert get_player(conn, TENANT, ENV, "ply_1") is None
-    assert list_players(conn, TENANT, ENV).items == []
+    try:
+        assert get_player(conn, TENANT, ENV, "ply_1") is None
+        assert list_players(conn, TENANT, ENV).items == []
+    finally:
+        conn.close()
 
 
 # -- listing ----------------------------------------------------------------------------------
@@ -321,6 +329,7 @@ def _listing(log: EventLog, views: Path) -> ProjectionRunner:
     return build(log, views, events)
 
 
+@BOTH_DATABASES
 def test_list_players_pages_by_cursor_without_gaps_or_repeats(log: EventLog, views: Path) -> None:
     with _listing(log, views) as runner:
         seen: list[str] = []
@@ -341,6 +350,7 @@ def test_list_players_pages_by_cursor_without_gaps_or_repeats(log: EventLog, vie
         assert list_players(runner.conn, TENANT, ENV, cursor=again.next_cursor).items == []
 
 
+@BOTH_DATABASES
 def test_list_players_updated_since(log: EventLog, views: Path) -> None:
     with _listing(log, views) as runner:
         page = list_players(runner.conn, TENANT, ENV, updated_since=RECEIVED + timedelta(seconds=7))

@@ -16,8 +16,10 @@ from projections import (
     open_views,
     start_rebuild,
 )
+from projections.database import table_names
 from projections.standard import standard_projections
 from tests.projections.helpers import (
+    BOTH_DATABASES,
     ENV,
     STANDARD_TABLES,
     TENANT,
@@ -38,13 +40,10 @@ class PlayersV2(PlayersProjection):
 
 
 def physical_tables(runner: ProjectionRunner) -> set[str]:
-    return {
-        name
-        for (name,) in runner.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
-        if name.startswith("players")
-    }
+    return {name for name in table_names(runner.conn) if name.startswith("players")}
 
 
+@BOTH_DATABASES
 def test_rebuild_equals_live_row_for_row(log: EventLog, views: Path, tmp_path: Path) -> None:
     events = mixed_events(3000, seed=11)
     rng = random.Random(11)
@@ -65,6 +64,7 @@ def test_rebuild_equals_live_row_for_row(log: EventLog, views: Path, tmp_path: P
     assert fresh_build(log, tmp_path / "fresh.views.db", page_size=1000) == live
 
 
+@BOTH_DATABASES
 def test_a_new_version_builds_beside_the_old_one_and_swaps(log: EventLog, views: Path) -> None:
     log.append_sync(mixed_events(600, seed=12))
     with ProjectionRunner(log, [PlayersProjection()], views=views, page_size=100) as runner:
@@ -92,6 +92,7 @@ def test_a_new_version_builds_beside_the_old_one_and_swaps(log: EventLog, views:
         assert [(b.build, b.version) for b in load_builds(runner.conn, ["players"])] == [(2, V2)]
 
 
+@BOTH_DATABASES
 def test_a_rebuild_can_be_cancelled(log: EventLog, views: Path) -> None:
     log.append_sync(mixed_events(300, seed=13))
     with ProjectionRunner(log, [PlayersProjection()], views=views, page_size=100) as runner:
@@ -107,6 +108,7 @@ def test_a_rebuild_can_be_cancelled(log: EventLog, views: Path) -> None:
         assert physical_tables(runner) == {f"{base}_b1" for base in PlayersProjection.tables}
 
 
+@BOTH_DATABASES
 async def test_a_rebuild_under_concurrent_appends_ends_active_and_equal_to_a_fresh_build(
     log: EventLog, views: Path, tmp_path: Path
 ) -> None:
@@ -160,9 +162,7 @@ async def test_a_rebuild_under_concurrent_appends_ends_active_and_equal_to_a_fre
         assert during_rebuild > 0  # and appends went on while the rebuild ran
         tables = {
             name
-            for (name,) in runner.conn.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'table'"
-            )
+            for name in table_names(runner.conn)
             if name.rsplit("_b", 1)[0] in STANDARD_TABLES
         }
         assert tables == {f"{base}_b2" for base in STANDARD_TABLES}

@@ -24,6 +24,7 @@ from projections import (
 )
 from projections.registry import load_builds
 from tests.projections.helpers import (
+    BOTH_DATABASES,
     ENV,
     TENANT,
     ApplyOnly,
@@ -93,12 +94,13 @@ def test_views_live_beside_the_log() -> None:
 
 def test_the_default_views_file_is_derived_from_the_log(log: EventLog, tmp_path: Path) -> None:
     with ProjectionRunner(log, [PlayersProjection()]) as runner:
-        assert runner.views_path == tmp_path / "playerlog.views.db"
+        assert runner.views == tmp_path / "playerlog.views.db"
         mode = runner.conn.execute("PRAGMA journal_mode").fetchone()[0]
         sync = runner.conn.execute("PRAGMA synchronous").fetchone()[0]
     assert (mode, sync) == ("wal", 1)  # 1 = NORMAL
 
 
+@BOTH_DATABASES
 def test_a_crash_mid_page_leaves_the_last_good_page_and_nothing_of_the_next(
     log: EventLog, views: Path, tmp_path: Path
 ) -> None:
@@ -123,6 +125,7 @@ def test_a_crash_mid_page_leaves_the_last_good_page_and_nothing_of_the_next(
     assert resumed == fresh_build(log, tmp_path / "fresh.views.db")
 
 
+@BOTH_DATABASES
 def test_an_event_that_cannot_be_applied_stops_the_projection_at_its_position(
     log: EventLog, views: Path
 ) -> None:
@@ -179,6 +182,7 @@ def test_an_event_that_cannot_be_applied_stops_the_projection_at_its_position(
             retry(runner.conn, "players")
 
 
+@BOTH_DATABASES
 def test_retry_applies_the_event_once_the_cause_is_fixed(
     log: EventLog, views: Path, tmp_path: Path
 ) -> None:
@@ -202,6 +206,7 @@ def test_retry_applies_the_event_once_the_cause_is_fixed(
         assert dump(runner.conn) == fresh_build(log, tmp_path / "fresh.views.db")
 
 
+@BOTH_DATABASES
 def test_a_transient_failure_of_a_page_does_not_stop_the_projection(
     log: EventLog, views: Path, tmp_path: Path
 ) -> None:
@@ -223,6 +228,7 @@ def test_a_transient_failure_of_a_page_does_not_stop_the_projection(
         assert dump(runner.conn) == fresh_build(log, tmp_path / "fresh.views.db")
 
 
+@BOTH_DATABASES
 def test_a_runner_whose_checkpoint_moved_underneath_rereads_instead_of_applying_twice(
     log: EventLog, views: Path, tmp_path: Path
 ) -> None:

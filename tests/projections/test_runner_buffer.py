@@ -15,6 +15,7 @@ from projections.protocol import Buffer
 from projections.registry import load_builds
 from projections.standard import standard_projections
 from tests.projections.helpers import (
+    BOTH_DATABASES,
     ENV,
     TENANT,
     ApplyOnly,
@@ -101,6 +102,7 @@ def test_write_behind_builds_the_same_tables_as_applying_every_page(
     assert all(buffered.values())
 
 
+@BOTH_DATABASES
 def test_an_event_that_cannot_be_folded_mid_buffer_stops_the_build_at_its_position(
     log: EventLog, views: Path, tmp_path: Path
 ) -> None:
@@ -283,6 +285,7 @@ def test_folded_events_are_written_by_flush_and_by_close(
         assert dump(runner.conn) == fresh_build(log, tmp_path / "fresh.views.db")
 
 
+@BOTH_DATABASES
 def test_a_buffer_is_dropped_when_another_runner_moved_the_checkpoint(
     log: EventLog, views: Path, tmp_path: Path
 ) -> None:

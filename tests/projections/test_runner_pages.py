@@ -9,7 +9,7 @@ from eventstore import Envelope, EventLog, RecordedEvent
 from projections import ProjectionRunner, get_player
 from projections.ledger import get_ledger
 from projections.standard import standard_projections
-from tests.projections.helpers import ENV, TENANT, at, money_mix_events, track
+from tests.projections.helpers import BOTH_DATABASES, ENV, TENANT, at, money_mix_events, track
 
 
 class CountingLog:
@@ -43,6 +43,7 @@ def test_builds_at_the_same_checkpoint_read_each_page_once(log: EventLog, views:
         assert {(s.position, s.state) for s in runner.status()} == {(head, "live")}
 
 
+@BOTH_DATABASES
 def test_a_projection_failing_in_a_shared_page_stops_alone_and_the_others_go_on(
     log: EventLog, views: Path
 ) -> None:

@@ -21,8 +21,8 @@ from projections import (
 )
 from projections.standard import standard_projections
 from projections.worker import (
+    FileRunnerLock,
     ProjectionWorker,
-    RunnerLock,
     follow_rebuilds,
     lock_path_for,
     runner_holder,
@@ -75,7 +75,7 @@ def test_the_lock_file_sits_beside_the_views(views: Path) -> None:
 
 
 def test_only_one_runner_lock_is_held_at_a_time_even_within_one_process(views: Path) -> None:
-    first, second = RunnerLock(views), RunnerLock(views)
+    first, second = FileRunnerLock(views), FileRunnerLock(views)
     assert first.acquire()
     assert first.acquire(), "taking a lock one already holds is a no-op"
     assert not second.acquire()
@@ -87,7 +87,7 @@ def test_only_one_runner_lock_is_held_at_a_time_even_within_one_process(views: P
 
 def test_the_holder_is_named_while_the_lock_is_held_and_nobody_after(views: Path) -> None:
     assert runner_holder(views) is None, "no lock file yet"
-    lock = RunnerLock(views)
+    lock = FileRunnerLock(views)
     assert lock.acquire()
     holder = runner_holder(views)
     assert holder is not None
