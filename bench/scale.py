@@ -196,13 +196,8 @@ def _ingest(
     lab: Lab, url: str, backend: str, processes: int, run: int, schema: str | None
 ) -> IngestSample:
     token = create_token(url)
-    # The read models' place: with --no-projections nothing is written there, but a
-    # PostgreSQL log has no file beside which to derive it.
-    views = {"PLAYERLOG_VIEWS": str(lab.workdir / f"views-{uuid.uuid4().hex[:8]}.db")}
     # Not pinned: the API processes (and PostgreSQL) use both cores; wrk stays on CPU 0.
-    server = start_playerlog(
-        url, processes, access_log=True, workdir=lab.workdir, cpus=None, env=views
-    )
+    server = start_playerlog(url, processes, access_log=True, workdir=lab.workdir, cpus=None)
     with running(server):
         before = settled_head(server)
         marks: list[tuple[float, str, int]] = []
