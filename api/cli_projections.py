@@ -20,6 +20,7 @@ from datetime import timedelta
 from typing import TextIO
 
 import msgspec
+import uvloop
 
 from api.logs import configure_logging
 from api.projections_service import ProjectionsReport
@@ -220,7 +221,9 @@ def run_worker(args: argparse.Namespace) -> int:
             lock_poll=settings.runner_lock_poll,
             companions=[delivery.run],
         )
-        asyncio.run(_work_until_signalled(worker))
+        # uvloop, as serve's API processes use: a bare JetStream publish loop ran
+        # about 1.4x faster on it than on asyncio's default loop (bench/scale).
+        uvloop.run(_work_until_signalled(worker))
     finally:
         log.close()
     return 0
