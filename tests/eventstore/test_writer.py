@@ -12,6 +12,7 @@ from eventstore import EventLog, LogOverloaded
 from eventstore.backend import LogBackend
 from eventstore.idempotency import IdempotencyRecord
 from eventstore.results import AppendResult
+from eventstore.writer import UPKEEP_EVENTS_PER_STEP, GroupCommitWriter
 from tests.eventstore.helpers import batch, envelope
 
 
@@ -122,3 +123,44 @@ def test_one_request_larger_than_the_bound_is_still_taken_when_idle() -> None:
     log = EventLog(backend, max_pending_events=10)
     assert len(log.append_sync(batch("big", 50))) == 50
     log.close()
+
+
+class UpkeepBackend(ListBackend):
+    """A backend with an endless backlog of upkeep, noting the steps taken before
+    each write."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.steps = 0
+        self.steps_at_writes: list[int] = []
+
+    def write(
+        self, envelopes: Sequence[Any], records: Sequence[IdempotencyRecord] = ()
+    ) -> tuple[list[AppendResult], list[IdempotencyRecord]]:
+        self.steps_at_writes.append(self.steps)
+        return super().write(envelopes, records)
+
+    def maintenance_due(self) -> bool:
+        return True
+
+    def maintain(self) -> None:
+        self.steps += 1
+
+
+def test_upkeep_between_groups_grows_with_the_group_written() -> None:
+    backend = UpkeepBackend()
+    writer = GroupCommitWriter(backend, on_commit=lambda: None, max_group_events=9_000)
+    backend.gate.clear()  # hold the writer in its first write; the rest queue behind it
+    first = writer.submit(batch("warm", 1))
+    assert backend.entered.wait(5)
+    big = [writer.submit(batch(f"big{n}", 9_000)) for n in range(2)]
+    backend.gate.set()
+    for future in (first, *big):
+        future.result(5)
+    writer.close()
+
+    assert backend.groups == [1, 9_000, 9_000]
+    # (the idle writer did upkeep before the first write) then, with requests
+    # waiting: one step after the 1-event group, one per 2,000 events after a big one
+    at = backend.steps_at_writes
+    assert [at[1] - at[0], at[2] - at[1]] == [1, 9_000 // UPKEEP_EVENTS_PER_STEP]
