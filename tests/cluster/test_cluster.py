@@ -34,7 +34,12 @@ import pytest
 from psycopg import sql
 
 from projections.standard import standard_projections
-from tests.api.test_api_live_server import PLAYERLOG, ROOT, _free_port
+from tests.api.test_api_live_server import (
+    PLAYERLOG,
+    ROOT,
+    _free_port,
+    _wait_until_healthy,
+)
 from tests.delivery.receiver import Receiver
 
 pytestmark = pytest.mark.postgres
@@ -67,19 +72,6 @@ def _run(*args: str, env: dict[str, str]) -> str:
     )
     assert done.returncode == 0, f"playerlog {' '.join(args)}: {done.stdout}{done.stderr}"
     return done.stdout
-
-
-def _wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"serve exited with {process.returncode}: {log.read_text()}")
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    pytest.fail(f"serve did not answer /healthz within 30 s: {log.read_text()}")
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
@@ -158,7 +150,7 @@ def cluster(
         processes.append(worker)
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_healthy(url, serve, serve_log)
+        _wait_until_healthy(url, serve, serve_log)
         yield Cluster(url, pg_url, pg_schema, token, workers, logs, processes)
     finally:
         for process in processes:

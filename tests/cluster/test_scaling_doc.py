@@ -18,8 +18,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.api.test_api_live_server import ROOT, _free_port
-from tests.cluster.test_cluster import SECRET, _stop, _wait_healthy
+from tests.api.test_api_live_server import ROOT, _free_port, _wait_until_healthy
+from tests.cluster.test_cluster import SECRET, _stop
 from tests.delivery.receiver import Receiver
 
 pytestmark = pytest.mark.postgres
@@ -92,7 +92,7 @@ def test_the_scaled_out_deployment_runs_as_the_doc_says(
             if command[1] == "tokens":
                 tokens.append(done.stdout.splitlines()[0])  # the secret, shown once
         url = f"http://127.0.0.1:{port}"
-        _wait_healthy(url, running[0], logs[0])
+        _wait_until_healthy(url, running[0], logs[0])
         assert httpx.get(f"{url}/readyz", timeout=5).json()["status"] == "ready"
 
         writer, reader = tokens
