@@ -60,6 +60,7 @@ from projections.database import (
     is_missing_table,
     read_transaction,
 )
+from projections.key_order import in_key_order
 from projections.listing import MAX_LIST_LIMIT, list_changed
 from projections.movements import MOVEMENT_TABLE, Movement, movements_of
 from projections.protocol import CannotApply, Tables
@@ -469,7 +470,7 @@ class GamesProjection:
                 s.touch_game,
                 [
                     (t, e, g, position, time_text(received))
-                    for (t, e, g), (position, received) in sorted(fold.touched.items())
+                    for (t, e, g), (position, received) in in_key_order(fold.touched)
                 ],
             )
             if fold.fields:
@@ -483,7 +484,7 @@ class GamesProjection:
             s.upsert_field,
             [
                 (t, e, g, name, value, when, position)
-                for (t, e, g, name), (when, position, value) in sorted(fold.fields.items())
+                for (t, e, g, name), (when, position, value) in in_key_order(fold.fields)
             ],
         )
         updates: list[tuple[Any, ...]] = []
@@ -504,7 +505,7 @@ class GamesProjection:
             for game, currency, *row in conn.execute(s.stats_of, (_json(rest), t, e)):
                 stored[(t, e, game, currency)] = tuple(row)
         rows: list[tuple[Any, ...]] = []
-        for key, money in sorted(fold.money.items()):
+        for key, money in in_key_order(fold.money):
             bets, wins, bonus_bets, bonus_wins, rounds, n_wins, position = money
             old = stored.get(key)
             if old is not None:

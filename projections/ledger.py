@@ -229,6 +229,8 @@ class _Buffer:
     def __init__(self, statements: _Statements, rates: Rates) -> None:
         self._statements = statements
         self._to_eur = rates.to_eur
+        # datetime → text, one page at a time (`fold`): a batch's events share
+        # `received_at`; kept for the whole buffer it would grow by one key an event
         self.times: dict[datetime, str] = {}
         self.rows: list[tuple[Any, ...]] = []
         self.links: list[tuple[Any, ...]] = []
@@ -236,11 +238,12 @@ class _Buffer:
 
     @property
     def size(self) -> int:
-        return len(self.times) + len(self.rows) + len(self.links) + len(self.unreadable)
+        return len(self.rows) + len(self.links) + len(self.unreadable)
 
     def fold(self, page: Sequence[RecordedEvent]) -> None:
         to_eur = self._to_eur
         times, rows, links, unreadable = self.times, self.rows, self.links, self.unreadable
+        times.clear()
         for event in page:
             if (event.source, event.type) in MONEY_EVENTS:
                 moved = read_movements(event)

@@ -67,6 +67,7 @@ from projections.database import (
     is_missing_table,
     read_transaction,
 )
+from projections.key_order import in_key_order
 from projections.links import create_links_table
 from projections.listing import InvalidCursorError, list_changed
 from projections.movements import EXACT, MONEY_EVENTS, Movement, movements_of
@@ -173,6 +174,9 @@ class _Page:
 
     def __init__(self, to_eur: EurOf) -> None:
         self.to_eur = to_eur
+        # datetime → text, for one page at a time (`new_page`): a batch's events
+        # share `received_at`, and a buffer holding every event's time would grow
+        # by one key an event for nothing
         self.times: dict[datetime, str] = {}
         # actor → [events, first_seen, last_seen, logins, last_login, position, received]
         self.acts: dict[Key, list[Any]] = {}
@@ -196,8 +200,7 @@ class _Page:
     def size(self) -> int:
         """Keys held (what a write-behind buffer's memory grows with)."""
         return (
-            len(self.times)
-            + len(self.acts)
+            len(self.acts)
             + len(self.touched)
             + len(self.profile)
             + len(self.traits)
@@ -205,6 +208,9 @@ class _Page:
             + len(self.links)
             + len(self.money)
         )
+
+    def new_page(self) -> None:
+        self.times.clear()
 
     def touch(self, key: Key, position: int, received: str) -> None:
         current = self.touched.get(key)
@@ -471,14 +477,16 @@ _SQL: Final = {
         "WHERE m.tenant = ? AND m.environment = ? AND m.actor_id = k.value ->> 0 "
         "AND m.currency = k.value ->> 1 AND m.kind = k.value ->> 2 AND m.wallet = k.value ->> 3"
     ),
-    # An upsert, not INSERT OR REPLACE: the row is updated in place, and the owner
-    # index is left alone unless the owner changes.
+    # An upsert, not INSERT OR REPLACE: the row is updated in place. The owner is
+    # not in the update: SQLite rewrites the entries of every index on a column
+    # the SET names, even to the same value, and a stored row's owner is already
+    # right (a link moves it with `move_money` before the money is added).
     "upsert_money": (
         "INSERT INTO {players_money} (tenant, environment, actor_id, currency, kind, "
         "wallet, owner, count, total, first, last, unconverted_count, unconverted_total, "
         "eur_total, eur_first, eur_last) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
         "ON CONFLICT (tenant, environment, actor_id, currency, kind, wallet) DO UPDATE SET "
-        "owner = excluded.owner, count = excluded.count, total = excluded.total, "
+        "count = excluded.count, total = excluded.total, "
         "first = excluded.first, last = excluded.last, "
         "unconverted_count = excluded.unconverted_count, "
         "unconverted_total = excluded.unconverted_total, eur_total = excluded.eur_total, "
@@ -548,6 +556,7 @@ class _Buffer:
 
     def fold(self, page: Sequence[RecordedEvent]) -> None:
         fold = self._fold
+        fold.new_page()
         with localcontext(EXACT):
             for event in page:
                 fold.add(event)
@@ -730,7 +739,7 @@ class PlayersProjection:
                 s.upsert_actor,
                 [
                     (t, e, a, owner_of.get((t, e, a), a), *act[:5])
-                    for (t, e, a), act in sorted(fold.acts.items())
+                    for (t, e, a), act in in_key_order(fold.acts)
                 ],
             )
         deltas: dict[Key, list[Any]] = {}
@@ -761,7 +770,7 @@ class PlayersProjection:
                     position,
                     received,
                 )
-                for (t, e, u), (position, received) in sorted(fold.touched.items())
+                for (t, e, u), (position, received) in in_key_order(fold.touched)
             ],
         )
         if fold.profile:
@@ -780,9 +789,7 @@ class PlayersProjection:
                 s.upsert_trait,
                 [
                     (t, e, u, name, value, unset, when, position)
-                    for (t, e, u, name), (when, position, unset, value) in sorted(
-                        fold.traits.items()
-                    )
+                    for (t, e, u, name), (when, position, unset, value) in in_key_order(fold.traits)
                 ],
             )
         if fold.fields:
@@ -790,7 +797,7 @@ class PlayersProjection:
                 s.upsert_field,
                 [
                     (t, e, u, name, value, when, position)
-                    for (t, e, u, name), (when, position, value) in sorted(fold.fields.items())
+                    for (t, e, u, name), (when, position, value) in in_key_order(fold.fields)
                 ],
             )
 
@@ -858,7 +865,7 @@ class PlayersProjection:
                 )
         rows: list[tuple[Any, ...]] = []
         with localcontext(EXACT):
-            for key, add in sorted(money.items()):
+            for key, add in in_key_order(money):
                 before = stored.get(key)
                 if before is not None:
                     merged = list(before)

@@ -103,9 +103,15 @@ DEFAULT_POLL_INTERVAL = 0.5
 #: comes first. The events bound the work a crash throws away, the seconds how
 #: stale an active build catching up looks to readers (a rebuild, unread until it
 #: swaps in, has no seconds bound), the keys the memory.
-DEFAULT_FLUSH_EVENTS = 100_000
+DEFAULT_FLUSH_EVENTS = 500_000
 DEFAULT_FLUSH_SECONDS = 5.0
-DEFAULT_MAX_BUFFERED_KEYS = 300_000  # some 250 bytes a key: about 75 MB a build
+DEFAULT_MAX_BUFFERED_KEYS = 1_000_000  # some 300 bytes a key: at most about 300 MB a build
+#: An active build catching up flushes every `flush_seconds`, or, when its last
+#: write took longer, every this many times that write's duration: flushes then
+#: take at most a fifth of the time, however large the tables have grown (a
+#: flush into tables of millions of rows takes seconds, and flushing every 5 s
+#: would spend most of the time writing the same rows again).
+FLUSH_TIME_RATIO = 4.0
 
 logger = logging.getLogger("playerlog.projections")
 
@@ -204,6 +210,7 @@ class ProjectionRunner:
         self._warned: set[tuple[str, int]] = set()
         self._behind: set[tuple[str, int]] = set()  # builds whose last page came back full
         self._pending: dict[tuple[str, int], _Pending] = {}  # write-behind buffers
+        self._write_seconds: dict[tuple[str, int], float] = {}  # a build's last write
 
     # -- one round -------------------------------------------------------------------
 
@@ -234,6 +241,8 @@ class ProjectionRunner:
                     at.setdefault(position, []).append((projection, build))
             for key in [k for k in self._pending if k not in driven]:
                 del self._pending[key]  # stopped, retired or replaced meanwhile
+            for key in [k for k in self._write_seconds if k not in driven]:
+                del self._write_seconds[key]
             return sum(self._advance(after, group) for after, group in sorted(at.items()))
 
     def flush(self) -> None:
@@ -478,11 +487,13 @@ class ProjectionRunner:
         # The seconds bound how stale an active build catching up looks to its
         # readers; a rebuild is not read before it swaps in (and it swaps in only
         # once flushed at the head), so it flushes by events and keys alone.
-        return (
-            pending.events >= self.flush_events
-            or pending.buffer.size >= self.max_buffered_keys
-            or (pending.build.active and time.monotonic() - pending.since >= self.flush_seconds)
-        )
+        if pending.events >= self.flush_events or pending.buffer.size >= self.max_buffered_keys:
+            return True
+        if not pending.build.active:
+            return False
+        last = self._write_seconds.get((pending.build.name, pending.build.build), 0.0)
+        bound = max(self.flush_seconds, FLUSH_TIME_RATIO * last)
+        return time.monotonic() - pending.since >= bound
 
     def _flush_pending(self, keys: list[tuple[str, int]], *, caught_up: bool) -> None:
         """Write the buffers of these builds (those that have one) with their checkpoints."""
@@ -589,7 +600,9 @@ class ProjectionRunner:
                     continue  # another runner moved it, or an operator stopped it
                 self.conn.execute("SAVEPOINT projection_page")
                 try:
+                    began = time.monotonic()
                     write()
+                    self._write_seconds[(build.name, build.build)] = time.monotonic() - began
                     self._checkpoint(build, position, caught_up=at_head)
                 except Exception as error:
                     if not self.conn.in_transaction:

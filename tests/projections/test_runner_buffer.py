@@ -5,6 +5,7 @@ seconds, or keys held), at the head, and on flush or close."""
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from eventstore import Envelope, EventLog, RecordedEvent, open_log
 from projections import PlayersProjection, ProjectionRunner, Tables, get_player, list_players
 from projections.protocol import Buffer
 from projections.registry import load_builds
+from projections.runner import FLUSH_TIME_RATIO
 from projections.standard import standard_projections
 from tests.projections.helpers import (
     BOTH_DATABASES,
@@ -247,6 +249,53 @@ def test_a_build_is_flushed_after_flush_seconds(log: EventLog, views: Path) -> N
     ) as runner:
         runner.step()
         assert checkpoint(runner.conn) == 100
+
+
+class _SlowFlush:
+    """A buffer whose flush takes `seconds` longer."""
+
+    def __init__(self, inner: Buffer, seconds: float) -> None:
+        self.inner = inner
+        self.seconds = seconds
+
+    @property
+    def size(self) -> int:
+        return self.inner.size
+
+    def fold(self, page: Sequence[RecordedEvent]) -> None:
+        self.inner.fold(page)
+
+    def flush(self, conn: sqlite3.Connection) -> None:
+        time.sleep(self.seconds)
+        self.inner.flush(conn)
+
+
+class SlowFlushPlayers(PlayersProjection):
+    def buffer(self, tables: Tables) -> _SlowFlush:  # type: ignore[override]
+        return _SlowFlush(super().buffer(tables), 0.25)
+
+
+def test_an_active_build_behind_waits_a_multiple_of_its_last_flush_before_the_next(
+    log: EventLog, views: Path
+) -> None:
+    log.append_sync(mixed_events(300, seed=19))
+    with ProjectionRunner(
+        log,
+        [SlowFlushPlayers()],
+        views=views,
+        page_size=20,
+        flush_events=NEVER,
+        flush_seconds=0.0,
+    ) as runner:
+        runner.step()
+        assert checkpoint(runner.conn) == 20  # no write measured yet: flush_seconds rules
+        began = time.monotonic()
+        while time.monotonic() - began < 0.5 and runner.step():
+            # folded within FLUSH_TIME_RATIO x 0.25 s of the last flush: not written
+            assert checkpoint(runner.conn) == 20
+        time.sleep(FLUSH_TIME_RATIO * 0.25)
+        runner.step()
+        assert checkpoint(runner.conn) > 40
 
 
 def test_at_the_head_every_page_is_flushed_so_readers_see_the_head(
