@@ -48,6 +48,7 @@ import select
 import socket
 import threading
 import time
+from sys import intern
 from typing import TYPE_CHECKING, Any, Final, LiteralString, TypeVar
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
@@ -519,7 +520,19 @@ class PostgresLog(PostgresRecorder, LogBackend):
                 cursor = conn.cursor(row_factory=tuple_row, binary=True)
                 return cursor.execute(statement, params).fetchall()
 
-        return [RecordedEvent(*row) for row in self._retrying(attempt)]
+        # interned as the SQLite backend does: one object per tenant, environment,
+        # source and type, shared by every key a projection's buffer holds
+        return [
+            RecordedEvent(
+                position,
+                intern(tenant_),
+                intern(environment_),
+                intern(source),
+                intern(type_),
+                *rest,
+            )
+            for position, tenant_, environment_, source, type_, *rest in self._retrying(attempt)
+        ]
 
     def head(self) -> int:
         def attempt() -> int:

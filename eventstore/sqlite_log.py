@@ -39,6 +39,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
+from sys import intern
 from typing import Any, Literal
 
 import msgspec
@@ -667,13 +668,16 @@ class SQLiteLog(SQLiteRecorder, LogBackend):
         )
         with self._reading() as cursor:
             rows = cursor.execute(statement, params).fetchall()
+        # sqlite3 makes a new str for every value read: interned, the few tenants,
+        # environments, sources and types are one object each, shared by every key
+        # a projection's buffer holds (less memory, identity-fast comparisons)
         return [
             RecordedEvent(
                 position,
-                tenant_,
-                environment_,
-                source,
-                type_,
+                intern(tenant_),
+                intern(environment_),
+                intern(source),
+                intern(type_),
                 event_id,
                 subject,
                 from_utc_text(occurred_at),

@@ -59,6 +59,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
 from decimal import Context, Decimal, Inexact, InvalidOperation, Overflow
+from sys import intern
 from typing import Any, Final, NamedTuple
 
 import msgspec
@@ -254,7 +255,7 @@ def _currency(value: Any, field: str, event: RecordedEvent) -> str:
             f"{_where(event)}: {field} must be a currency code (letters and digits, "
             f"1 to {_MAX_CURRENCY_LENGTH}), got {msgspec.json.encode(value).decode()}"
         )
-    return value.upper()
+    return intern(value.upper())  # one object per code: buffers hold it in many keys
 
 
 def _text(value: Any, field: str, event: RecordedEvent) -> str | None:
