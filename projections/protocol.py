@@ -13,6 +13,7 @@ __all__ = [
     "Buffered",
     "CannotApply",
     "Projection",
+    "ReadIndexed",
     "Tables",
     "physical_name",
 ]
@@ -99,6 +100,24 @@ class Buffer(Protocol):
     def fold(self, page: Sequence[RecordedEvent]) -> None: ...
 
     def flush(self, conn: ViewsConnection) -> None: ...
+
+
+@runtime_checkable
+class ReadIndexed(Protocol):
+    """A projection with indexes that only its readers need (listing by position,
+    a player's ledger, ...), not its writes.
+
+    The runner creates them (`IF NOT EXISTS`) when a build first reaches the head:
+    before a rebuild swaps in, or when an active build catching up from zero
+    first gets there. A build catching up does not maintain them row by row,
+    which is most of what a flush into large tables costs; one `CREATE INDEX`
+    over the finished table sorts once instead. Until then an active build's
+    reads that would use them scan (correct, slower).
+    """
+
+    def create_read_indexes(self, db: Any, tables: Tables) -> None:
+        """Create the read indexes of one build, `if_not_exists=True`; `db` as for `create`."""
+        ...
 
 
 @runtime_checkable

@@ -62,11 +62,12 @@ from projections.database import (
     ViewsLocation,
     is_lock_timeout,
     open_views,
+    table_maker,
     views_location_for,
     write_transaction,
 )
 from projections.movements import decoding_once
-from projections.protocol import Buffer, Buffered, Projection
+from projections.protocol import Buffer, Buffered, Projection, ReadIndexed
 from projections.registry import (
     BUILDS_TABLE,
     CURRENT_STATES,
@@ -211,6 +212,7 @@ class ProjectionRunner:
         self._behind: set[tuple[str, int]] = set()  # builds whose last page came back full
         self._pending: dict[tuple[str, int], _Pending] = {}  # write-behind buffers
         self._write_seconds: dict[tuple[str, int], float] = {}  # a build's last write
+        self._indexed: set[tuple[str, int]] = set()  # builds whose read indexes exist
 
     # -- one round -------------------------------------------------------------------
 
@@ -466,6 +468,9 @@ class ProjectionRunner:
                 applied += max(0, replayed - (pending.events - len(page)))
         if at_head:
             for build in done:
+                self._create_read_indexes(
+                    msgspec.structs.replace(build, position=page[-1].position)
+                )
                 if not build.active:
                     self._swap_in(build, page[-1].position)
         return applied
@@ -478,6 +483,7 @@ class ProjectionRunner:
             # a flush just moved the checkpoint up to `after` (or failed: then the
             # registry is elsewhere and both calls below leave it alone)
             flushed = msgspec.structs.replace(build, position=after)
+            self._create_read_indexes(flushed)
             if build.active and build.caught_up_at is None:
                 self._mark_caught_up(flushed)
             elif not build.active:
@@ -677,6 +683,30 @@ class ProjectionRunner:
                 message,
             )
         return applied
+
+    def _create_read_indexes(self, build: Build) -> None:
+        """A build at the head gets the indexes only its readers need
+        (`protocol.ReadIndexed`), once: before a rebuild swaps in, or when an
+        active build first catches up. `IF NOT EXISTS`, so a restart or a
+        second process costs one no-op transaction."""
+        key = (build.name, build.build)
+        projection = self.projections[build.name]
+        if key in self._indexed or not isinstance(projection, ReadIndexed):
+            return
+        began = time.monotonic()
+        with write_transaction(self.conn):
+            if not self._still_at(build):
+                return  # moved on, stopped or retired meanwhile: a later round sees
+            projection.create_read_indexes(table_maker(self.conn), build.tables)
+        self._indexed.add(key)
+        seconds = time.monotonic() - began
+        if seconds >= 1:
+            logger.info(
+                "projection %s build %d: read indexes created in %.1f s",
+                build.name,
+                build.build,
+                seconds,
+            )
 
     def _swap_in(self, build: Build, position: int) -> None:
         try:
