@@ -520,15 +520,15 @@ class PostgresLog(PostgresRecorder, LogBackend):
                 cursor = conn.cursor(row_factory=tuple_row, binary=True)
                 return cursor.execute(statement, params).fetchall()
 
-        # interned as the SQLite backend does: one object per tenant, environment,
-        # source and type, shared by every key a projection's buffer holds
+        # interned as the SQLite backend does: one object per tenant and
+        # environment, shared by every key a projection's buffer holds
         return [
             RecordedEvent(
                 position,
                 intern(tenant_),
                 intern(environment_),
-                intern(source),
-                intern(type_),
+                source,
+                type_,
                 *rest,
             )
             for position, tenant_, environment_, source, type_, *rest in self._retrying(attempt)

@@ -668,16 +668,16 @@ class SQLiteLog(SQLiteRecorder, LogBackend):
         )
         with self._reading() as cursor:
             rows = cursor.execute(statement, params).fetchall()
-        # sqlite3 makes a new str for every value read: interned, the few tenants,
-        # environments, sources and types are one object each, shared by every key
-        # a projection's buffer holds (less memory, identity-fast comparisons)
+        # sqlite3 makes a new str for every value read: interned, the few tenants and
+        # environments are one object each, shared by every key a projection's
+        # buffer holds (~100 bytes less a key; ~0.1 us a read event)
         return [
             RecordedEvent(
                 position,
                 intern(tenant_),
                 intern(environment_),
-                intern(source),
-                intern(type_),
+                source,
+                type_,
                 event_id,
                 subject,
                 from_utc_text(occurred_at),
