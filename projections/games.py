@@ -61,7 +61,7 @@ from projections.database import (
     read_transaction,
 )
 from projections.key_order import in_key_order
-from projections.listing import MAX_LIST_LIMIT, list_changed
+from projections.listing import MAX_LIST_LIMIT, create_listing_indexes, list_changed
 from projections.movements import MOVEMENT_TABLE, Movement, movements_of
 from projections.protocol import CannotApply, Tables
 from projections.timefmt import parse_time, time_text
@@ -435,17 +435,7 @@ class GamesProjection:
 
     def create_read_indexes(self, db: Any, tables: Tables) -> None:
         """`list_games` pages by position and filters by `updated_at`."""
-        games = db.table(tables["games"])
-        games.create_index(
-            ["tenant", "environment", "position", "game_id"],
-            index_name=f"{tables['games']}_by_position",
-            if_not_exists=True,
-        )
-        games.create_index(
-            ["tenant", "environment", "updated_at"],
-            index_name=f"{tables['games']}_by_updated_at",
-            if_not_exists=True,
-        )
+        create_listing_indexes(db, tables["games"], "game_id")
 
     def _statements(self, tables: Tables) -> _Statements:
         key = tables["games"]

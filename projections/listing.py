@@ -23,7 +23,13 @@ from projections.database import ViewsConnection, read_transaction
 from projections.registry import active_position
 from projections.timefmt import time_text
 
-__all__ = ["MAX_LIST_LIMIT", "InvalidCursorError", "Listing", "list_changed"]
+__all__ = [
+    "MAX_LIST_LIMIT",
+    "InvalidCursorError",
+    "Listing",
+    "create_listing_indexes",
+    "list_changed",
+]
 
 MAX_LIST_LIMIT: Final = 1000
 
@@ -59,6 +65,24 @@ def _decode_cursor(cursor: str) -> tuple[int, str | None]:
     except (binascii.Error, ValueError, msgspec.DecodeError):
         raise InvalidCursorError(f"invalid cursor {cursor!r}") from None
     return position, key
+
+
+
+def create_listing_indexes(db: Any, table: str, key: str) -> None:
+    """The indexes `list_changed` reads a model's table by: (scope, position, key)
+    for the cursor and (scope, updated_at) for `updated_since`; read indexes
+    (`protocol.ReadIndexed`), so `IF NOT EXISTS`."""
+    rows = db.table(table)
+    rows.create_index(
+        ["tenant", "environment", "position", key],
+        index_name=f"{table}_by_position",
+        if_not_exists=True,
+    )
+    rows.create_index(
+        ["tenant", "environment", "updated_at"],
+        index_name=f"{table}_by_updated_at",
+        if_not_exists=True,
+    )
 
 
 def list_changed(

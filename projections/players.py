@@ -69,7 +69,7 @@ from projections.database import (
 )
 from projections.key_order import in_key_order
 from projections.links import create_links_table
-from projections.listing import InvalidCursorError, list_changed
+from projections.listing import InvalidCursorError, create_listing_indexes, list_changed
 from projections.movements import EXACT, MONEY_EVENTS, Movement, movements_of
 from projections.protocol import CannotApply, Tables
 from projections.rates import NO_RATES, Rates
@@ -702,17 +702,7 @@ class PlayersProjection:
         sums a player's money rows by owner. Every flush moves a player's position
         and `updated_at`, so a build catching up would rewrite both entries of
         every player it touches (5x the upsert's cost, measured)."""
-        players = db.table(tables["players"])
-        players.create_index(
-            ["tenant", "environment", "position", "user_id"],
-            index_name=f"{tables['players']}_by_position",
-            if_not_exists=True,
-        )
-        players.create_index(
-            ["tenant", "environment", "updated_at"],
-            index_name=f"{tables['players']}_by_updated_at",
-            if_not_exists=True,
-        )
+        create_listing_indexes(db, tables["players"], "user_id")
         db.table(tables["players_money"]).create_index(
             ["tenant", "environment", "owner"],
             index_name=f"{tables['players_money']}_by_owner",

@@ -251,28 +251,20 @@ def test_a_build_is_flushed_after_flush_seconds(log: EventLog, views: Path) -> N
         assert checkpoint(runner.conn) == 100
 
 
-class _SlowFlush:
-    """A buffer whose flush takes `seconds` longer."""
+SLOW_FLUSH = 0.25  # seconds
 
-    def __init__(self, inner: Buffer, seconds: float) -> None:
-        self.inner = inner
-        self.seconds = seconds
 
-    @property
-    def size(self) -> int:
-        return self.inner.size
-
-    def fold(self, page: Sequence[RecordedEvent]) -> None:
-        self.inner.fold(page)
+class _SlowFlush(_Sizes):
+    """A buffer whose flush takes SLOW_FLUSH seconds longer."""
 
     def flush(self, conn: sqlite3.Connection) -> None:
-        time.sleep(self.seconds)
-        self.inner.flush(conn)
+        time.sleep(SLOW_FLUSH)
+        super().flush(conn)
 
 
 class SlowFlushPlayers(PlayersProjection):
     def buffer(self, tables: Tables) -> _SlowFlush:  # type: ignore[override]
-        return _SlowFlush(super().buffer(tables), 0.25)
+        return _SlowFlush(super().buffer(tables), [])
 
 
 def test_an_active_build_behind_waits_a_multiple_of_its_last_flush_before_the_next(
@@ -291,9 +283,9 @@ def test_an_active_build_behind_waits_a_multiple_of_its_last_flush_before_the_ne
         assert checkpoint(runner.conn) == 20  # no write measured yet: flush_seconds rules
         began = time.monotonic()
         while time.monotonic() - began < 0.5 and runner.step():
-            # folded within FLUSH_TIME_RATIO x 0.25 s of the last flush: not written
+            # folded within FLUSH_TIME_RATIO x SLOW_FLUSH of the last flush: not written
             assert checkpoint(runner.conn) == 20
-        time.sleep(FLUSH_TIME_RATIO * 0.25)
+        time.sleep(FLUSH_TIME_RATIO * SLOW_FLUSH)
         runner.step()
         assert checkpoint(runner.conn) > 40
 
