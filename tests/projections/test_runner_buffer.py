@@ -4,6 +4,7 @@ seconds, or keys held), at the head, and on flush or close."""
 
 from __future__ import annotations
 
+import gc
 import sqlite3
 import time
 from collections.abc import Sequence
@@ -345,3 +346,38 @@ def test_a_buffer_is_dropped_when_another_runner_moved_the_checkpoint(
     finally:
         first.close()
         second.close()
+
+
+class _GcWatch(_Sizes):
+    """Records whether the cyclic collector ran during each fold."""
+
+    def fold(self, page: Sequence[RecordedEvent]) -> None:
+        self.log.append(int(gc.isenabled()))
+        self.inner.fold(page)
+
+
+class GcWatchedPlayers(PlayersProjection):
+    def __init__(self) -> None:
+        super().__init__()
+        self.enabled: list[int] = []
+
+    def buffer(self, tables: Tables) -> _GcWatch:  # type: ignore[override]
+        return _GcWatch(super().buffer(tables), self.enabled)
+
+
+def test_a_step_pauses_the_cyclic_collector_and_restores_it(
+    log: EventLog, views: Path
+) -> None:
+    log.append_sync(mixed_events(200, seed=20))
+    projection = GcWatchedPlayers()
+    with ProjectionRunner(log, [projection], views=views, page_size=50) as runner:
+        assert gc.isenabled()
+        assert runner.step() > 0
+        assert gc.isenabled()
+        gc.disable()
+        try:
+            assert runner.step() > 0
+            assert not gc.isenabled()  # someone else's choice is left alone
+        finally:
+            gc.enable()
+    assert projection.enabled == [0, 0]  # both folds ran with the collector paused
