@@ -149,9 +149,10 @@ def _cyclic_gc_paused() -> Iterator[None]:
     which reference counting frees; the cyclic collector only walks the
     write-behind buffers (hundreds of thousands of containers) again and again.
     Pausing it made a rebuild of all three models 21% faster (1.5M events of the
-    10M bench log: 91.7 s -> 71.1 s). A step is a page or a flush, seconds at
-    most; cycles other threads make meanwhile (an API in the same process) are
-    collected once it is re-enabled. Left alone if someone else disabled it.
+    10M bench log: 91.7 s -> 71.1 s). A step is a page or a flush (seconds; a
+    flush into tables of millions of rows, up to ~15 s); cycles other threads make
+    meanwhile (an API in the same process) are collected once it is re-enabled.
+    Left alone if someone else disabled it.
     """
     if not gc.isenabled():
         yield
