@@ -56,7 +56,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, localcontext
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import msgspec
 
@@ -174,21 +174,22 @@ class _Page:
 
     def __init__(self, to_eur: EurOf) -> None:
         self.to_eur = to_eur
-        # datetime → text, for one page at a time (`new_page`): a batch's events
-        # share `received_at`, and a buffer holding every event's time would grow
-        # by one key an event for nothing
+        # datetime → text, for one page at a time (`new_page`), for the profile
+        # events (a few percent): activity and money keep datetimes, turned into
+        # text once a key when written (`_Texts`), not once an event
         self.times: dict[datetime, str] = {}
-        # actor → [events, first_seen, last_seen, logins, last_login, position, received]
+        # actor → [events, first_seen, last_seen, logins, last_login, position,
+        #          received_at]: the times as datetimes (UTC)
         self.acts: dict[Key, list[Any]] = {}
-        self.touched: dict[Key, tuple[int, str]] = {}  # row → (position, received_at)
+        self.touched: dict[Key, tuple[int, datetime]] = {}  # row → (position, received_at)
         self.profile: dict[Key, int] = {}
         # (tenant, environment, user, trait) → (time, position, unset, value JSON)
         self.traits: dict[tuple[str, str, str, str], tuple[str, int, int, str | None]] = {}
         self.fields: dict[tuple[str, str, str, str], tuple[str, int, str]] = {}
         # every link, in log order: (anonymous id, time, position, user, received_at)
-        self.links: list[tuple[Key, str, int, str, str]] = []
+        self.links: list[tuple[Key, str, int, str, datetime]] = []
         # row → [count, total, first, last, unconverted count, unconverted total,
-        #        eur total, eur first, eur last]
+        #        eur total, eur first, eur last] (first and last: datetimes)
         self.money: dict[MoneyKey, list[Any]] = {}
 
     def text(self, moment: datetime) -> str:
@@ -212,7 +213,7 @@ class _Page:
     def new_page(self) -> None:
         self.times.clear()
 
-    def touch(self, key: Key, position: int, received: str) -> None:
+    def touch(self, key: Key, position: int, received: datetime) -> None:
         current = self.touched.get(key)
         if current is None or position > current[0]:
             self.touched[key] = (position, received)
@@ -230,7 +231,7 @@ class _Page:
 
     def _activity(self, event: RecordedEvent, login: bool) -> None:
         key = (event.tenant, event.environment, event.subject)
-        when = self.text(event.occurred_at)
+        when = event.occurred_at
         act = self.acts.get(key)
         if act is None:
             self.acts[key] = [
@@ -240,18 +241,20 @@ class _Page:
                 int(login),
                 when if login else None,
                 event.position,
-                self.text(event.received_at),
+                event.received_at,
             ]
             return
         act[0] += 1
-        act[1] = min(act[1], when)
-        act[2] = max(act[2], when)
+        if when < act[1]:
+            act[1] = when
+        elif when > act[2]:
+            act[2] = when
         if login:
             act[3] += 1
             if act[4] is None or when > act[4]:
                 act[4] = when
         act[5] = event.position
-        act[6] = self.text(event.received_at)
+        act[6] = event.received_at
 
     def _money(self, event: RecordedEvent) -> None:
         tenant, environment = event.tenant, event.environment
@@ -264,7 +267,7 @@ class _Page:
                 movement.kind,
                 movement.wallet,
             )
-            when = self.text(movement.occurred_at)
+            when = movement.occurred_at
             eur = self.to_eur(movement)
             add = _money_row(movement.amount, when, eur)
             slot = self.money.get(key)
@@ -276,7 +279,7 @@ class _Page:
     def _profile_event(self, event: RecordedEvent) -> tuple[Key, str]:
         key = (event.tenant, event.environment, event.subject)
         self.profile[key] = self.profile.get(key, 0) + 1
-        self.touch(key, event.position, self.text(event.received_at))
+        self.touch(key, event.position, event.received_at)
         return key, self.text(event.occurred_at)
 
     def _identify(self, event: RecordedEvent) -> None:
@@ -306,7 +309,7 @@ class _Page:
                     when,
                     position,
                     user,
-                    self.text(event.received_at),
+                    event.received_at,
                 )
             )
 
@@ -326,19 +329,35 @@ class _Page:
             raise CannotApply(f"unified player item: {error}") from None
 
 
-def _money_row(amount: Decimal, when: str, eur: Decimal | None) -> list[Any]:
+def _money_row(amount: Decimal, when: datetime, eur: Decimal | None) -> list[Any]:
     """One movement as a `players_money` accumulator (see `_Page.money`)."""
     if eur is None:
         return [1, amount, when, when, 1, amount, Decimal(0), None, None]
     return [1, amount, when, when, 0, Decimal(0), eur, when, when]
 
 
-def _earlier(a: str | None, b: str | None) -> str | None:
+_When = TypeVar("_When", str, datetime)
+
+
+def _earlier(a: _When | None, b: _When | None) -> _When | None:
     return b if a is None or (b is not None and b < a) else a
 
 
-def _later(a: str | None, b: str | None) -> str | None:
+def _later(a: _When | None, b: _When | None) -> _When | None:
     return b if a is None or (b is not None and b > a) else a
+
+
+class _Texts(dict[datetime, str]):
+    """`time_text` of the buffer's times, made once a time for one flush: the
+    buffer keeps datetimes (comparing them is cheaper than making text for
+    every event), and the keys of a flush share many (a batch's `received_at`)."""
+
+    def __missing__(self, moment: datetime) -> str:
+        text = self[moment] = time_text(moment)
+        return text
+
+    def maybe(self, moment: datetime | None) -> str | None:
+        return None if moment is None else self[moment]
 
 
 def _add_money(into: list[Any], add: Sequence[Any]) -> None:
@@ -569,6 +588,7 @@ class PlayersProjection:
     """The `players` projection (see the module's docstring for the rules)."""
 
     name = "players"
+    catch_up_cost = 2.5  # relative fold cost an event (25 us an event at 1M; `projections.helpers`)
     version = 3  # 2: money (players_money); 3: unreadable track money counts as none
     tables = (
         "players",
@@ -730,16 +750,27 @@ class PlayersProjection:
 
     def _write(self, conn: ViewsConnection, s: _Statements, fold: _Page) -> None:
         """Merge what `fold` holds into the build's tables."""
+        texts = _Texts()
         self._merge_profiles(conn, s, fold)
         recompute, linked_users = self._links(conn, s, fold)
         owner_of = self._owners(conn, s, fold)
         if fold.money:
-            self._add_money(conn, s, fold.money, owner_of)
+            self._add_money(conn, s, fold.money, owner_of, texts)
         if fold.acts:
             conn.executemany(
                 s.upsert_actor,
                 [
-                    (t, e, a, owner_of.get((t, e, a), a), *act[:5])
+                    (
+                        t,
+                        e,
+                        a,
+                        owner_of.get((t, e, a), a),
+                        act[0],
+                        texts[act[1]],
+                        texts[act[2]],
+                        act[3],
+                        texts.maybe(act[4]),
+                    )
                     for (t, e, a), act in in_key_order(fold.acts)
                 ],
             )
@@ -759,21 +790,17 @@ class PlayersProjection:
             delta[3] += act[3]
             if act[4] is not None and (delta[4] is None or act[4] > delta[4]):
                 delta[4] = act[4]
-        conn.executemany(
-            s.upsert_player,
-            [
-                (
-                    t,
-                    e,
-                    u,
-                    fold.profile.get((t, e, u), 0),
-                    *(deltas.get((t, e, u)) or (0, None, None, 0, None)),
-                    position,
-                    received,
-                )
-                for (t, e, u), (position, received) in in_key_order(fold.touched)
-            ],
-        )
+        rows: list[tuple[Any, ...]] = []
+        for (t, e, u), (position, received) in in_key_order(fold.touched):
+            delta = deltas.get((t, e, u))
+            activity = (
+                (0, None, None, 0, None)
+                if delta is None
+                else (delta[0], texts[delta[1]], texts[delta[2]], delta[3], texts.maybe(delta[4]))
+            )
+            profile = fold.profile.get((t, e, u), 0)
+            rows.append((t, e, u, profile, *activity, position, texts[received]))
+        conn.executemany(s.upsert_player, rows)
         if fold.profile:
             self._set_profiles(conn, s, fold.profile)
         if recompute:
@@ -843,6 +870,7 @@ class PlayersProjection:
         s: _Statements,
         money: dict[MoneyKey, list[Any]],
         owner_of: dict[Key, str],
+        texts: _Texts,
     ) -> None:
         """Add the page's money to the stored rows: totals are decimal text, so the
         sums are made here, exactly, rather than in SQL (which would use floats)."""
@@ -866,12 +894,20 @@ class PlayersProjection:
                 )
         rows: list[tuple[Any, ...]] = []
         with localcontext(EXACT):
-            for key, add in in_key_order(money):
+            for key, held in in_key_order(money):
+                add: list[Any] = [
+                    *held[:2],
+                    texts[held[2]],
+                    texts[held[3]],
+                    *held[4:7],
+                    texts.maybe(held[7]),
+                    texts.maybe(held[8]),
+                ]
                 before = stored.get(key)
                 if before is not None:
                     merged = list(before)
                     _add_money(merged, add)
-                    add = merged  # noqa: PLW2901  (the row to write)
+                    add = merged
                 t, e, actor = key[:3]
                 rows.append(
                     (
