@@ -107,6 +107,7 @@ def create_app(
             lock=runner_lock_for(services.projections.views),
             lock_poll=settings.runner_lock_poll,
             companions=[delivery.run],
+            log_url=settings.db_url,
         )
 
     async def start_projections() -> None:

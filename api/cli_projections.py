@@ -220,6 +220,7 @@ def run_worker(args: argparse.Namespace) -> int:
             lock=runner_lock_for(views),
             lock_poll=settings.runner_lock_poll,
             companions=[delivery.run],
+            log_url=settings.db_url,
         )
         # uvloop, as serve's API processes use: a bare JetStream publish loop ran
         # about 1.4x faster on it than on asyncio's default loop (bench/scale).
@@ -258,7 +259,7 @@ def run_projection_command(args: argparse.Namespace) -> int:
         if args.projections_command == "status":
             return _status(log, views, projections, as_json=args.json)
         if args.projections_command == "rebuild":
-            return _rebuild(args, log, views, projections)
+            return _rebuild(args, log, views, projections, settings.db_url)
         return _change(args, command, views)
     finally:
         log.close()
@@ -314,6 +315,7 @@ def _rebuild(
     log: EventLog,
     views: ViewsLocation,
     projections: dict[str, Projection],
+    log_url: str,
 ) -> int:
     if bool(args.all) == bool(args.name):
         return _fail("projections rebuild", "give a projection NAME or --all (not both)")
@@ -340,7 +342,8 @@ def _rebuild(
     line = ProgressLine(sys.stderr)
     try:
         ended = follow_rebuilds(
-            log, list(projections.values()), views, builds, progress=line.show
+            log, list(projections.values()), views, builds, progress=line.show,
+            log_url=log_url,
         )
     except KeyboardInterrupt:
         line.close()

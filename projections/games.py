@@ -382,6 +382,7 @@ class GamesProjection:
     """The `games` projection (see the module's docstring for the rules)."""
 
     name = "games"
+    catch_up_cost = 1.0  # relative fold cost an event (10 us; `projections.helpers`)
     version = 2  # 2: unreadable track money counts as none instead of stopping
     tables = ("games", "games_fields", "games_stats", "games_players")
 

@@ -67,6 +67,15 @@ from projections.database import (
     views_location_for,
     write_transaction,
 )
+from projections.helpers import (
+    DEFAULT_HELPER_MIN_EVENTS,
+    Helper,
+    HelperSettings,
+    default_processes,
+    plan_groups,
+    start_helper,
+    wait_for_any,
+)
 from projections.movements import decoding_once
 from projections.protocol import Buffer, Buffered, Projection, ReadIndexed
 from projections.registry import (
@@ -114,6 +123,13 @@ DEFAULT_MAX_BUFFERED_KEYS = 700_000  # ~450 bytes a key (measured): at most ~300
 #: flush into tables of millions of rows takes seconds, and flushing every 5 s
 #: would spend most of the time writing the same rows again).
 FLUSH_TIME_RATIO = 4.0
+#: Seconds a step with nothing to do in this process waits for helper processes
+#: (so that `catch_up` and `run` do not spin while helpers work).
+HELPER_WAIT = 0.25
+#: After a helper process fails, this runner starts none for this many seconds
+#: (it catches up in-process meanwhile): a helper that cannot open the log would
+#: otherwise be started again and again, a page apart.
+HELPER_RETRY_AFTER = 600.0
 
 logger = logging.getLogger("playerlog.projections")
 
@@ -201,6 +217,10 @@ class ProjectionRunner:
         max_buffered_keys: int = DEFAULT_MAX_BUFFERED_KEYS,
         synchronous: Synchronous = "NORMAL",
         clock: Callable[[], float] = time.time,
+        processes: int | None = None,
+        helper_min_events: int = DEFAULT_HELPER_MIN_EVENTS,
+        busy_timeout: float = 30.0,
+        log_url: str | None = None,
     ) -> None:
         if catch_up_page_size is None:
             catch_up_page_size = DEFAULT_CATCH_UP_PAGE_SIZE if page_size is None else page_size
@@ -212,6 +232,9 @@ class ProjectionRunner:
             raise ValueError("catch_up_page_size must be at least 1")
         if flush_events < 1 or max_buffered_keys < 1:
             raise ValueError("flush_events and max_buffered_keys must be at least 1")
+        processes = default_processes() if processes is None else processes
+        if processes < 1:
+            raise ValueError("processes must be at least 1")
         names = [p.name for p in projections]
         if not names or len(set(names)) != len(names):
             raise ValueError(f"projections need distinct names, got {names}")
@@ -226,9 +249,15 @@ class ProjectionRunner:
         self.flush_events = flush_events
         self.flush_seconds = flush_seconds
         self.max_buffered_keys = max_buffered_keys
+        self.processes = processes
+        self.helper_min_events = helper_min_events
+        self.synchronous = synchronous
+        # helpers open the log by URL: the caller's may carry a password the log's
+        # own (`backend.url`, redacted) does not
+        self._log_url = log_url if log_url is not None else log.backend.url
         self._clock = clock
         self.views = views if views is not None else views_location_for(log.backend.url)
-        self.conn = open_views(self.views, synchronous=synchronous)
+        self.conn = open_views(self.views, synchronous=synchronous, busy_timeout_s=busy_timeout)
         drop_retired(self.conn)  # a crash between a swap and the drop left them
         self._lock = threading.Lock()
         self._marked: set[tuple[str, int]] = set()
@@ -237,19 +266,37 @@ class ProjectionRunner:
         self._pending: dict[tuple[str, int], _Pending] = {}  # write-behind buffers
         self._write_seconds: dict[tuple[str, int], float] = {}  # a build's last write
         self._indexed: set[tuple[str, int]] = set()  # builds whose read indexes exist
+        self._helpers: list[Helper] = []  # helper processes (`projections.helpers`)
+        self._no_helpers_until = 0.0  # time.monotonic(): set when a helper fails
+
+    @property
+    def behind(self) -> bool:
+        """Whether the last page read for some build came back full (more to read)."""
+        return bool(self._behind)
+
+    @property
+    def helping(self) -> frozenset[str]:
+        """The projections helper processes drive now (this runner leaves them alone)."""
+        return frozenset(name for helper in self._helpers for name in helper.names)
 
     # -- one round -------------------------------------------------------------------
 
     def step(self) -> int:
         """Apply (or fold into a write-behind buffer) at most one page for every
         build this runner drives; returns how many events that was (0: everything
-        is at the head or stopped). Events folded and then thrown away (another
-        runner moved the checkpoint, a flush failed) are not taken back."""
+        is at the head or stopped), helper processes' events included. Events folded
+        and then thrown away (another runner moved the checkpoint, a flush failed)
+        are not taken back. While helpers run, a step with nothing to do here waits
+        up to `HELPER_WAIT` seconds for them."""
         with self._lock, _cyclic_gc_paused():
+            helped = self._poll_helpers()
             builds = load_builds(self.conn, self.projections)
             at: dict[int, list[tuple[Projection, Build]]] = {}
             driven: set[tuple[str, int]] = set()
+            helping = self.helping
             for name, projection in self.projections.items():
+                if name in helping:
+                    continue
                 mine = [b for b in builds if b.name == name]
                 for build in self._drivable(projection, mine):
                     key = (build.name, build.build)
@@ -269,7 +316,13 @@ class ProjectionRunner:
                 del self._pending[key]  # stopped, retired or replaced meanwhile
             for key in [k for k in self._write_seconds if k not in driven]:
                 del self._write_seconds[key]
-            return sum(self._advance(after, group) for after, group in sorted(at.items()))
+            if self.processes > 1 and time.monotonic() >= self._no_helpers_until:
+                self._start_helpers(at)
+            applied = sum(self._advance(after, group) for after, group in sorted(at.items()))
+            if not applied and self._helpers:
+                wait_for_any(self._helpers, HELPER_WAIT)
+                helped += self._poll_helpers()
+            return applied + helped
 
     def flush(self) -> None:
         """Write every write-behind buffer with its checkpoint now (the runner does
@@ -287,7 +340,7 @@ class ProjectionRunner:
             total += applied
             if progress is not None:
                 progress(self.status())
-            if not applied:
+            if not applied and not self._helpers:
                 return total
 
     async def run(self, *, stop: asyncio.Event | None = None) -> None:
@@ -328,6 +381,7 @@ class ProjectionRunner:
         not raised (it would hide the error that made a caller close): the
         checkpoint is the last flush's, so the next run folds those events again."""
         try:
+            self._stop_helpers()
             self.flush()
         except Exception:
             logger.exception("flushing on close failed; the next run folds those events again")
@@ -383,6 +437,87 @@ class ProjectionRunner:
             set_rate_marker(self.conn, unmarked, self._clock())
             self._marked.update((b.name, b.build) for b in unmarked)
         return mine
+
+    # -- helper processes ----------------------------------------------------------------
+
+    def _start_helpers(self, at: dict[int, list[tuple[Projection, Build]]]) -> None:
+        """Hand the projections at least `helper_min_events` behind the head to
+        helper processes (`projections.helpers`), taking them out of `at`.
+
+        Only projections whose last page came back full are candidates (so a
+        runner at the head never asks the log for its head), and a build's
+        buffer is flushed first: the helper starts from the checkpoint.
+        """
+        lowest: dict[str, int] = {}
+        for position, group in at.items():
+            for _, build in group:
+                if (build.name, build.build) in self._behind:
+                    lowest[build.name] = min(lowest.get(build.name, position), position)
+        if not lowest:
+            return
+        head = self.log.head()
+        far = [
+            self.projections[name]
+            for name, position in lowest.items()
+            if head - position >= self.helper_min_events
+        ]
+        if not far:
+            return
+        names = {p.name for p in far}
+        self._flush_pending([k for k in self._pending if k[0] in names], caught_up=False)
+        settings = HelperSettings(
+            page_size=self.page_size,
+            catch_up_page_size=self.catch_up_page_size,
+            flush_events=self.flush_events,
+            flush_seconds=self.flush_seconds,
+            max_buffered_keys=self.max_buffered_keys,
+            synchronous=self.synchronous,
+        )
+        for share in plan_groups(far, self.processes):
+            helper = start_helper(self._log_url, self.views, share, settings)
+            self._helpers.append(helper)
+            logger.info(
+                "projections: helper process %s catches up %s (%d events behind)",
+                helper.process.pid,
+                ", ".join(p.name for p in share),
+                head - min(lowest[p.name] for p in share),
+            )
+        for position in list(at):
+            at[position] = [(p, b) for p, b in at[position] if p.name not in names]
+            if not at[position]:
+                del at[position]
+        for key in [k for k in self._behind if k[0] in names]:
+            self._behind.discard(key)
+
+    def _poll_helpers(self) -> int:
+        """Events the helpers applied since the last poll; forget those that exited
+        (their projections are this runner's again, from their checkpoints)."""
+        events = 0
+        for helper in list(self._helpers):
+            events += helper.new_events()
+            if helper.process.is_alive():
+                continue
+            helper.process.join()
+            events += helper.new_events()
+            self._helpers.remove(helper)
+            if helper.process.exitcode != 0:
+                self._no_helpers_until = time.monotonic() + HELPER_RETRY_AFTER
+                logger.warning(
+                    "projections: helper process for %s exited with code %s; this "
+                    "process carries on from their checkpoints (no helpers for %.0f s)",
+                    ", ".join(sorted(helper.names)),
+                    helper.process.exitcode,
+                    HELPER_RETRY_AFTER,
+                )
+        return events
+
+    def _stop_helpers(self) -> None:
+        """Ask every helper to stop after its step under way (it flushes and exits)."""
+        helpers, self._helpers = self._helpers, []
+        for helper in helpers:
+            helper.stop_event.set()
+        for helper in helpers:
+            helper.stop()
 
     # -- one page ----------------------------------------------------------------------
 

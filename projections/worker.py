@@ -97,6 +97,7 @@ class ProjectionWorker:
         poll_interval: float = DEFAULT_POLL_INTERVAL,
         page_size: int | None = None,
         companions: Sequence[Companion] = (),
+        log_url: str | None = None,
     ) -> None:
         if lock_poll <= 0:
             raise ValueError("lock_poll must be positive (seconds between tries for the lock)")
@@ -109,6 +110,9 @@ class ProjectionWorker:
         self.companions = list(companions)
         """Work that must run in exactly one process, beside the projections
         (delivery to destinations): run while this process holds the lock."""
+        self.log_url = log_url
+        """The URL the log was opened with, for the runner's helper processes
+        (`ProjectionRunner(log_url=...)`)."""
         self._lock = lock if lock is not None else runner_lock_for(views)
         self._runner: ProjectionRunner | None = None
         self._standing_by = False
@@ -202,6 +206,7 @@ class ProjectionWorker:
                 views=self.views,
                 page_size=self.page_size,
                 poll_interval=self.poll_interval,
+                log_url=self.log_url,
             )
         except Exception:
             self._lock.release()
@@ -263,6 +268,7 @@ def follow_rebuilds(
     poll_interval: float = DEFAULT_POLL_INTERVAL,
     page_size: int | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    log_url: str | None = None,
 ) -> list[Build]:
     """Bring `builds` (just started rebuilds) to their end and return them as they ended.
 
@@ -288,7 +294,9 @@ def follow_rebuilds(
     try:
         while True:
             if runner is None and lock.acquire():
-                runner = ProjectionRunner(log, projections, views=views, page_size=page_size)
+                runner = ProjectionRunner(
+                    log, projections, views=views, page_size=page_size, log_url=log_url
+                )
             applied = runner.step() if runner is not None else 0
             ended = [load_build(conn, name, number) for name, number in sorted(wanted)]
             if all(_finished(b) for b in ended):

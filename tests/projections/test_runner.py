@@ -234,8 +234,13 @@ def test_a_runner_whose_checkpoint_moved_underneath_rereads_instead_of_applying_
 ) -> None:
     log.append_sync(mixed_events(400, seed=5))
     # every page flushed, as at the head (the buffered variant: test_runner_buffer.py)
-    first = ProjectionRunner(log, [PlayersProjection()], views=views, page_size=100, flush_events=1)
-    second = ProjectionRunner(log, [PlayersProjection()], views=views, page_size=70, flush_events=1)
+    # one process each: the racing log below can only read
+    first = ProjectionRunner(
+        log, [PlayersProjection()], views=views, page_size=100, flush_events=1, processes=1
+    )
+    second = ProjectionRunner(
+        log, [PlayersProjection()], views=views, page_size=70, flush_events=1, processes=1
+    )
     first.step()  # creates the build, applies 1..100
 
     real_read = log.read
