@@ -55,7 +55,13 @@ from bench.projections_reads import (
     median_latency,
 )
 from eventstore import open_log
-from projections import DEFAULT_PAGE_SIZE, PlayersProjection, Projection, ProjectionRunner
+from projections import (
+    DEFAULT_CATCH_UP_PAGE_SIZE,
+    PlayersProjection,
+    Projection,
+    ProjectionRunner,
+)
+from projections.helpers import default_processes
 
 SIZES: Final = (1_000_000, 10_000_000)
 QUICK_SIZES: Final = (20_000, 60_000)
@@ -166,8 +172,10 @@ def remove_sqlite(path: Path) -> None:
         leftover.unlink(missing_ok=True)
 
 
-def read_all(log_path: Path, page_size: int) -> tuple[int, float]:
-    """The ceiling: page through every event with `log.read`, doing nothing with them."""
+def read_all(log_path: Path, page_size: int | None) -> tuple[int, float]:
+    """The ceiling: page through every event with `log.read`, doing nothing with them
+    (in the pages a rebuild reads: `page_size`, or the runner's catch-up page)."""
+    page_size = page_size or DEFAULT_CATCH_UP_PAGE_SIZE
     log = open_log(f"sqlite:///{log_path}")
     try:
         gc.collect()
@@ -181,7 +189,9 @@ def read_all(log_path: Path, page_size: int) -> tuple[int, float]:
         log.close()
 
 
-def rebuild(log_path: Path, projections: list[Projection], views: Path, page_size: int) -> float:
+def rebuild(
+    log_path: Path, projections: list[Projection], views: Path, page_size: int | None
+) -> float:
     """Seconds to fold the whole log into a fresh view file; every build must end at
     the head, none stopped."""
     remove_sqlite(views)
@@ -258,7 +268,7 @@ def run_size(
     make: ProjectionSet,
     runs: int,
     peer_events: int,
-    page_size: int,
+    page_size: int | None,
     seed: int,
 ) -> None:
     """Every rebuild figure of one log size, runs interleaved (run 1 of every figure,
@@ -526,7 +536,9 @@ def describe_settings(report: Report) -> list[str]:
         mixes.append(f"{fmt_count(size)}: {play:.0%} play, {len(mix.counts)} event types")
     http = s.get("http")
     return [
-        f"projections   {s['projections']}; page size {s['page_size']}",
+        f"projections   {s['projections']}; page size "
+        f"{s['page_size'] or 'the runner default (10,000 behind)'}; helper processes up to "
+        f"{s['processes']} (the runner default: projections 200k+ behind fold in parallel)",
         f"data          seed {s['seed']}; mixed events decoded by ingest "
         f"({'; '.join(mixes) or 'none'})",
         f"peer          eventsourcing ProjectionRunner, first {s['peer_events']:,} events of each "
@@ -626,7 +638,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--players", type=int, default=None,
         help=f"players in the read model for the latency rows (default {PLAYERS:,}); 0 skips",
     )  # fmt: skip
-    parser.add_argument("--page-size", type=int, default=DEFAULT_PAGE_SIZE, help="runner page")
+    parser.add_argument(
+        "--page-size",
+        type=int,
+        default=None,
+        help="runner page, at the head and behind (default: the runner's, 1,000 and 10,000)",
+    )
     parser.add_argument("--seed", type=int, default=SEED, help="generator seed")
     parser.add_argument("--quick", action="store_true", help="a fast smoke run: small sizes")
     parser.add_argument("--no-http", action="store_true", help="skip the HTTP latency row")
@@ -662,6 +679,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "function_samples": samples,
             "http": None if http is None else asdict(http),
             "page_size": args.page_size,
+            "processes": default_processes(),
             "seed": args.seed,
             "quick": quick,
             "projections": f"{where}: {', '.join(p.name for p in make())}",
