@@ -325,7 +325,8 @@ def _add_players(
     and currency."""
     added: dict[StatsKey, int] = {}
     for (t, e), scoped in members.items():
-        for game, currency in conn.execute(sql, (t, e, _encode(list(scoped)).decode())):
+        # in primary-key order: a set's order would insert all over the B-tree
+        for game, currency in conn.execute(sql, (t, e, _encode(sorted(scoped)).decode())):
             key = (t, e, game, currency)
             added[key] = added.get(key, 0) + 1
     return added
