@@ -52,7 +52,7 @@ these names point at the active build): `players`, `players_traits`,
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, localcontext
@@ -105,6 +105,9 @@ PLAYER_FIELDS: Final = (
 UNIFIED_ACTIVITY: Final = frozenset({"gameround", "deposit", "withdraw", "login"})
 #: Event types that count as a login, by source.
 LOGINS: Final = frozenset({("track", "login_success"), ("unified", "login")})
+
+MONEY_CHUNK: Final = 50_000
+"""Money rows a flush reads back, merges and writes at a time (`_add_money`)."""
 
 _TEXT_FIELDS: Final = frozenset(
     {"username", "country", "currency", "gender", "affiliate", "operator"}
@@ -345,6 +348,20 @@ def _earlier(a: _When | None, b: _When | None) -> _When | None:
 
 def _later(a: _When | None, b: _When | None) -> _When | None:
     return b if a is None or (b is not None and b > a) else a
+
+
+def _player_rows(
+    fold: _Page, deltas: dict[Key, list[Any]], texts: _Texts
+) -> Iterator[tuple[Any, ...]]:
+    """`upsert_player`'s rows, made as they are written (not all at once)."""
+    for (t, e, u), (position, received) in in_key_order(fold.touched):
+        delta = deltas.get((t, e, u))
+        activity = (
+            (0, None, None, 0, None)
+            if delta is None
+            else (delta[0], texts[delta[1]], texts[delta[2]], delta[3], texts.maybe(delta[4]))
+        )
+        yield (t, e, u, fold.profile.get((t, e, u), 0), *activity, position, texts[received])
 
 
 class _Texts(dict[datetime, str]):
@@ -757,9 +774,9 @@ class PlayersProjection:
         if fold.money:
             self._add_money(conn, s, fold.money, owner_of, texts)
         if fold.acts:
-            conn.executemany(
+            conn.executemany(  # rows made as written: not all of a flush's at once
                 s.upsert_actor,
-                [
+                (
                     (
                         t,
                         e,
@@ -772,7 +789,7 @@ class PlayersProjection:
                         texts.maybe(act[4]),
                     )
                     for (t, e, a), act in in_key_order(fold.acts)
-                ],
+                ),
             )
         deltas: dict[Key, list[Any]] = {}
         for (t, e, a), act in fold.acts.items():
@@ -790,17 +807,7 @@ class PlayersProjection:
             delta[3] += act[3]
             if act[4] is not None and (delta[4] is None or act[4] > delta[4]):
                 delta[4] = act[4]
-        rows: list[tuple[Any, ...]] = []
-        for (t, e, u), (position, received) in in_key_order(fold.touched):
-            delta = deltas.get((t, e, u))
-            activity = (
-                (0, None, None, 0, None)
-                if delta is None
-                else (delta[0], texts[delta[1]], texts[delta[2]], delta[3], texts.maybe(delta[4]))
-            )
-            profile = fold.profile.get((t, e, u), 0)
-            rows.append((t, e, u, profile, *activity, position, texts[received]))
-        conn.executemany(s.upsert_player, rows)
+        conn.executemany(s.upsert_player, _player_rows(fold, deltas, texts))
         if fold.profile:
             self._set_profiles(conn, s, fold.profile)
         if recompute:
@@ -873,10 +880,28 @@ class PlayersProjection:
         texts: _Texts,
     ) -> None:
         """Add the page's money to the stored rows: totals are decimal text, so the
-        sums are made here, exactly, rather than in SQL (which would use floats)."""
+        sums are made here, exactly, rather than in SQL (which would use floats).
+
+        In key order, `MONEY_CHUNK` rows at a time: the stored rows read back and
+        the rows to write exist for one chunk at once, not for the whole flush
+        (a flush of a long rebuild holds a million money rows)."""
+        ordered = in_key_order(money)
+        for start in range(0, len(ordered), MONEY_CHUNK):
+            PlayersProjection._add_money_chunk(
+                conn, s, ordered[start : start + MONEY_CHUNK], owner_of, texts
+            )
+
+    @staticmethod
+    def _add_money_chunk(
+        conn: ViewsConnection,
+        s: _Statements,
+        chunk: list[tuple[MoneyKey, list[Any]]],
+        owner_of: dict[Key, str],
+        texts: _Texts,
+    ) -> None:
         stored: dict[MoneyKey, Sequence[Any]] = {}
         scoped: dict[tuple[str, str], list[tuple[str, str, str, str]]] = {}
-        for t, e, actor, currency, kind, wallet in money:
+        for (t, e, actor, currency, kind, wallet), _ in chunk:
             scoped.setdefault((t, e), []).append((actor, currency, kind, wallet))
         for (t, e), keys in scoped.items():
             for row in conn.execute(s.money_of_keys, (_encode(keys).decode(), t, e)):
@@ -894,7 +919,7 @@ class PlayersProjection:
                 )
         rows: list[tuple[Any, ...]] = []
         with localcontext(EXACT):
-            for key, held in in_key_order(money):
+            for key, held in chunk:
                 add: list[Any] = [
                     *held[:2],
                     texts[held[2]],

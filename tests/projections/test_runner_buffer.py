@@ -11,8 +11,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from eventstore import Envelope, EventLog, RecordedEvent, open_log
 from projections import PlayersProjection, ProjectionRunner, Tables, get_player, list_players
+from projections import players as players_module
 from projections.protocol import Buffer
 from projections.registry import load_builds
 from projections.runner import FLUSH_TIME_RATIO
@@ -381,3 +384,18 @@ def test_a_step_pauses_the_cyclic_collector_and_restores_it(
         finally:
             gc.enable()
     assert projection.enabled == [0, 0]  # both folds ran with the collector paused
+
+
+def test_a_flush_writes_money_in_chunks_to_the_rows_one_chunk_gives(
+    log: EventLog, views: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log.append_sync(money_mix_events(3000, seed=14))
+    whole = fresh_build(log, tmp_path / "whole.views.db")
+    monkeypatch.setattr(players_module, "MONEY_CHUNK", 7)
+    with ProjectionRunner(
+        log, [PlayersProjection()], views=views, page_size=500, flush_events=1500
+    ) as runner:
+        runner.catch_up()
+        chunked = dump(runner.conn)
+    assert len(chunked["players_money"]) > 7 * 10  # many chunks a flush
+    assert chunked == whole
