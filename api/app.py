@@ -108,6 +108,7 @@ def create_app(
             lock_poll=settings.runner_lock_poll,
             companions=[delivery.run],
             log_url=settings.db_url,
+            runner_options=settings.runner_options(),
         )
 
     async def start_projections() -> None:

@@ -221,6 +221,7 @@ def run_worker(args: argparse.Namespace) -> int:
             lock_poll=settings.runner_lock_poll,
             companions=[delivery.run],
             log_url=settings.db_url,
+            runner_options=settings.runner_options(),
         )
         # uvloop, as serve's API processes use: a bare JetStream publish loop ran
         # about 1.4x faster on it than on asyncio's default loop (bench/scale).
@@ -259,7 +260,7 @@ def run_projection_command(args: argparse.Namespace) -> int:
         if args.projections_command == "status":
             return _status(log, views, projections, as_json=args.json)
         if args.projections_command == "rebuild":
-            return _rebuild(args, log, views, projections, settings.db_url)
+            return _rebuild(args, log, views, projections, settings)
         return _change(args, command, views)
     finally:
         log.close()
@@ -315,7 +316,7 @@ def _rebuild(
     log: EventLog,
     views: ViewsLocation,
     projections: dict[str, Projection],
-    log_url: str,
+    settings: Settings,
 ) -> int:
     if bool(args.all) == bool(args.name):
         return _fail("projections rebuild", "give a projection NAME or --all (not both)")
@@ -343,7 +344,8 @@ def _rebuild(
     try:
         ended = follow_rebuilds(
             log, list(projections.values()), views, builds, progress=line.show,
-            log_url=log_url,
+            log_url=settings.db_url,
+            runner_options=settings.runner_options(),
         )
     except KeyboardInterrupt:
         line.close()

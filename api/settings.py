@@ -50,6 +50,28 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Seconds between a standby's tries for the runner lock (the longest takeover)."""
     min_position_timeout: float = 5.0
     """How long a read with `?min_position=N` waits for the projection to reach N."""
+    projection_buffer_keys: int | None = None
+    """Keys a build catching up holds in memory before it flushes (the runner's
+    `max_buffered_keys`; None: its default). The memory bound of a rebuild."""
+    projection_processes: int | None = None
+    """Helper processes the runner may start for projections far behind (None:
+    one a core; 1: none, everything in the driving process)."""
+
+    def __post_init__(self) -> None:
+        for name, value in (
+            ("PLAYERLOG_PROJECTION_BUFFER_KEYS", self.projection_buffer_keys),
+            ("PLAYERLOG_PROJECTION_PROCESSES", self.projection_processes),
+        ):
+            if value is not None and value < 1:
+                raise ValueError(f"{name}={value}: must be at least 1")
+
+    def runner_options(self) -> dict[str, int]:
+        """The `ProjectionRunner` keywords these settings set (the rest: its defaults)."""
+        options = {
+            "max_buffered_keys": self.projection_buffer_keys,
+            "processes": self.projection_processes,
+        }
+        return {name: value for name, value in options.items() if value is not None}
 
     def views_location(self) -> ViewsLocation:
         """`views` if set, else derived from `db_url` (`database.views_location_for`)."""
@@ -80,6 +102,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             "PLAYERLOG_WRITER_MAX_PENDING": ("writer_max_pending_events", int),
             "PLAYERLOG_RUNNER_LOCK_POLL": ("runner_lock_poll", float),
             "PLAYERLOG_MIN_POSITION_TIMEOUT": ("min_position_timeout", float),
+            "PLAYERLOG_PROJECTION_BUFFER_KEYS": ("projection_buffer_keys", int),
+            "PLAYERLOG_PROJECTION_PROCESSES": ("projection_processes", int),
         }
         for name, (field, kind) in numeric.items():
             if name in env:

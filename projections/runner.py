@@ -114,9 +114,13 @@ DEFAULT_POLL_INTERVAL = 0.5
 #: comes first. The events bound the work a crash throws away, the seconds how
 #: stale an active build catching up looks to readers (a rebuild, unread until it
 #: swaps in, has no seconds bound), the keys the memory.
-DEFAULT_FLUSH_EVENTS = 500_000
+DEFAULT_FLUSH_EVENTS = 1_500_000
 DEFAULT_FLUSH_SECONDS = 5.0
-DEFAULT_MAX_BUFFERED_KEYS = 700_000  # ~450 bytes a key (measured): at most ~300 MB a build
+# ~450 bytes a key (measured): ~700 MB a build, and a players rebuild of the 10M
+# bench log peaks at 1.4 GB RSS with its flush (measured); 700k keys took that
+# rebuild 476 s against 314 s (each flush writes most players again, so fewer,
+# larger flushes write less). PLAYERLOG_PROJECTION_BUFFER_KEYS lowers it.
+DEFAULT_MAX_BUFFERED_KEYS = 1_500_000
 #: An active build catching up flushes every `flush_seconds`, or, when its last
 #: write took longer, every this many times that write's duration: flushes then
 #: take at most a fifth of the time, however large the tables have grown (a

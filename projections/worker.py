@@ -26,7 +26,7 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any, TypeVar
 
 import psycopg
@@ -98,6 +98,7 @@ class ProjectionWorker:
         page_size: int | None = None,
         companions: Sequence[Companion] = (),
         log_url: str | None = None,
+        runner_options: Mapping[str, Any] | None = None,
     ) -> None:
         if lock_poll <= 0:
             raise ValueError("lock_poll must be positive (seconds between tries for the lock)")
@@ -113,6 +114,8 @@ class ProjectionWorker:
         self.log_url = log_url
         """The URL the log was opened with, for the runner's helper processes
         (`ProjectionRunner(log_url=...)`)."""
+        self.runner_options = dict(runner_options or {})
+        """More `ProjectionRunner` keywords (`max_buffered_keys`, `processes`)."""
         self._lock = lock if lock is not None else runner_lock_for(views)
         self._runner: ProjectionRunner | None = None
         self._standing_by = False
@@ -207,6 +210,7 @@ class ProjectionWorker:
                 page_size=self.page_size,
                 poll_interval=self.poll_interval,
                 log_url=self.log_url,
+                **self.runner_options,
             )
         except Exception:
             self._lock.release()
@@ -269,6 +273,7 @@ def follow_rebuilds(
     page_size: int | None = None,
     sleep: Callable[[float], None] = time.sleep,
     log_url: str | None = None,
+    runner_options: Mapping[str, Any] | None = None,
 ) -> list[Build]:
     """Bring `builds` (just started rebuilds) to their end and return them as they ended.
 
@@ -295,7 +300,12 @@ def follow_rebuilds(
         while True:
             if runner is None and lock.acquire():
                 runner = ProjectionRunner(
-                    log, projections, views=views, page_size=page_size, log_url=log_url
+                    log,
+                    projections,
+                    views=views,
+                    page_size=page_size,
+                    log_url=log_url,
+                    **(runner_options or {}),
                 )
             applied = runner.step() if runner is not None else 0
             ended = [load_build(conn, name, number) for name, number in sorted(wanted)]

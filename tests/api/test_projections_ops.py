@@ -329,3 +329,16 @@ def test_settings_read_the_projection_variables(
     monkeypatch.setenv("PLAYERLOG_RUNNER_LOCK_POLL", "soon")
     with pytest.raises(ValueError, match="PLAYERLOG_RUNNER_LOCK_POLL='soon': expected a number"):
         Settings.from_env("sqlite:///x.db")
+
+
+def test_settings_pass_the_buffer_bound_and_helper_processes_to_the_runner(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert Settings.from_env("sqlite:///x.db").runner_options() == {}
+    monkeypatch.setenv("PLAYERLOG_PROJECTION_BUFFER_KEYS", "200000")
+    monkeypatch.setenv("PLAYERLOG_PROJECTION_PROCESSES", "1")
+    settings = Settings.from_env("sqlite:///x.db")
+    assert settings.runner_options() == {"max_buffered_keys": 200_000, "processes": 1}
+    monkeypatch.setenv("PLAYERLOG_PROJECTION_PROCESSES", "0")
+    with pytest.raises(ValueError, match="PLAYERLOG_PROJECTION_PROCESSES=0: must be at least 1"):
+        Settings.from_env("sqlite:///x.db")

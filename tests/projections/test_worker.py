@@ -119,6 +119,30 @@ async def test_a_worker_catches_up_then_follows_and_stops_cleanly(
         conn.close()
 
 
+async def test_a_worker_gives_its_runner_the_options_it_was_given(
+    log: EventLog, views: Path, tmp_path: Path
+) -> None:
+    log.append_sync(mixed_events(600, seed=32))
+    worker = ProjectionWorker(
+        log,
+        [PlayersProjection()],
+        views=views,
+        lock_poll=0.05,
+        runner_options={"max_buffered_keys": 50, "processes": 1},
+    )
+    await worker.start()
+    runner = worker._runner  # what the worker made of the options
+    assert runner is not None
+    assert (runner.max_buffered_keys, runner.processes) == (50, 1)
+    await _eventually(lambda: _checkpoint(views) == log.head())
+    await worker.stop()
+    conn = open_views(views)
+    try:
+        assert dump(conn) == fresh_build(log, tmp_path / "fresh.views.db")
+    finally:
+        conn.close()
+
+
 async def test_a_standby_worker_takes_over_where_the_driver_stopped(
     log: EventLog, views: Path, tmp_path: Path
 ) -> None:
