@@ -320,7 +320,11 @@ class ProjectionRunner:
                 del self._pending[key]  # stopped, retired or replaced meanwhile
             for key in [k for k in self._write_seconds if k not in driven]:
                 del self._write_seconds[key]
-            if self.processes > 1 and time.monotonic() >= self._no_helpers_until:
+            if (
+                self.processes > 1
+                and len(self._helpers) < self.processes
+                and time.monotonic() >= self._no_helpers_until
+            ):
                 self._start_helpers(at)
             applied = sum(self._advance(after, group) for after, group in sorted(at.items()))
             if not applied and self._helpers:
@@ -446,7 +450,8 @@ class ProjectionRunner:
 
     def _start_helpers(self, at: dict[int, list[tuple[Projection, Build]]]) -> None:
         """Hand the projections at least `helper_min_events` behind the head to
-        helper processes (`projections.helpers`), taking them out of `at`.
+        helper processes (`projections.helpers`; `processes` at most, those
+        already running included), taking them out of `at`.
 
         Only projections whose last page came back full are candidates (so a
         runner at the head never asks the log for its head), and a build's
@@ -477,7 +482,7 @@ class ProjectionRunner:
             max_buffered_keys=self.max_buffered_keys,
             synchronous=self.synchronous,
         )
-        for share in plan_groups(far, self.processes):
+        for share in plan_groups(far, self.processes - len(self._helpers)):
             helper = start_helper(self._log_url, self.views, share, settings)
             self._helpers.append(helper)
             logger.info(
