@@ -107,8 +107,7 @@ def create_app(
             lock=runner_lock_for(services.projections.views),
             lock_poll=settings.runner_lock_poll,
             companions=[delivery.run],
-            log_url=settings.db_url,
-            runner_options=settings.runner_options(),
+            runner_options=settings.driving_options(),
         )
 
     async def start_projections() -> None:

@@ -220,8 +220,7 @@ def run_worker(args: argparse.Namespace) -> int:
             lock=runner_lock_for(views),
             lock_poll=settings.runner_lock_poll,
             companions=[delivery.run],
-            log_url=settings.db_url,
-            runner_options=settings.runner_options(),
+            runner_options=settings.driving_options(),
         )
         # uvloop, as serve's API processes use: a bare JetStream publish loop ran
         # about 1.4x faster on it than on asyncio's default loop (bench/scale).
@@ -344,8 +343,7 @@ def _rebuild(
     try:
         ended = follow_rebuilds(
             log, list(projections.values()), views, builds, progress=line.show,
-            log_url=settings.db_url,
-            runner_options=settings.runner_options(),
+            runner_options=settings.driving_options(),
         )
     except KeyboardInterrupt:
         line.close()

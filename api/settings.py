@@ -66,12 +66,19 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                 raise ValueError(f"{name}={value}: must be at least 1")
 
     def runner_options(self) -> dict[str, int]:
-        """The `ProjectionRunner` keywords these settings set (the rest: its defaults)."""
+        """The `ProjectionRunner` keywords these settings set (the rest: its defaults;
+        callers add `log_url`, see `driving_options`)."""
         options = {
             "max_buffered_keys": self.projection_buffer_keys,
             "processes": self.projection_processes,
         }
         return {name: value for name, value in options.items() if value is not None}
+
+    def driving_options(self) -> dict[str, str | int]:
+        """`runner_options` and the log's URL as given (with any password), which the
+        runner's helper processes open the log by: what serve, worker and
+        `projections rebuild` pass to the runner."""
+        return {"log_url": self.db_url, **self.runner_options()}
 
     def views_location(self) -> ViewsLocation:
         """`views` if set, else derived from `db_url` (`database.views_location_for`)."""

@@ -97,7 +97,6 @@ class ProjectionWorker:
         poll_interval: float = DEFAULT_POLL_INTERVAL,
         page_size: int | None = None,
         companions: Sequence[Companion] = (),
-        log_url: str | None = None,
         runner_options: Mapping[str, Any] | None = None,
     ) -> None:
         if lock_poll <= 0:
@@ -111,11 +110,9 @@ class ProjectionWorker:
         self.companions = list(companions)
         """Work that must run in exactly one process, beside the projections
         (delivery to destinations): run while this process holds the lock."""
-        self.log_url = log_url
-        """The URL the log was opened with, for the runner's helper processes
-        (`ProjectionRunner(log_url=...)`)."""
         self.runner_options = dict(runner_options or {})
-        """More `ProjectionRunner` keywords (`max_buffered_keys`, `processes`)."""
+        """More `ProjectionRunner` keywords (`max_buffered_keys`, `processes`, and
+        `log_url`: the URL the log was opened with, for its helper processes)."""
         self._lock = lock if lock is not None else runner_lock_for(views)
         self._runner: ProjectionRunner | None = None
         self._standing_by = False
@@ -209,7 +206,6 @@ class ProjectionWorker:
                 views=self.views,
                 page_size=self.page_size,
                 poll_interval=self.poll_interval,
-                log_url=self.log_url,
                 **self.runner_options,
             )
         except Exception:
@@ -272,7 +268,6 @@ def follow_rebuilds(
     poll_interval: float = DEFAULT_POLL_INTERVAL,
     page_size: int | None = None,
     sleep: Callable[[float], None] = time.sleep,
-    log_url: str | None = None,
     runner_options: Mapping[str, Any] | None = None,
 ) -> list[Build]:
     """Bring `builds` (just started rebuilds) to their end and return them as they ended.
@@ -304,7 +299,6 @@ def follow_rebuilds(
                     projections,
                     views=views,
                     page_size=page_size,
-                    log_url=log_url,
                     **(runner_options or {}),
                 )
             applied = runner.step() if runner is not None else 0

@@ -339,6 +339,11 @@ def test_settings_pass_the_buffer_bound_and_helper_processes_to_the_runner(
     monkeypatch.setenv("PLAYERLOG_PROJECTION_PROCESSES", "1")
     settings = Settings.from_env("sqlite:///x.db")
     assert settings.runner_options() == {"max_buffered_keys": 200_000, "processes": 1}
+    assert settings.driving_options() == {
+        "log_url": "sqlite:///x.db",
+        "max_buffered_keys": 200_000,
+        "processes": 1,
+    }
     monkeypatch.setenv("PLAYERLOG_PROJECTION_PROCESSES", "0")
     with pytest.raises(ValueError, match="PLAYERLOG_PROJECTION_PROCESSES=0: must be at least 1"):
         Settings.from_env("sqlite:///x.db")
